@@ -1,0 +1,1 @@
+"""Golden model: float Spikeformer (training), quantization and the integer reference."""
