@@ -68,12 +68,13 @@ class DatasetInfo:
         8-bit pixels); ``None`` for event counts (unbounded; the hardware model clips
         them to ``2**input_bits - 1``) and for float images.
     class_names:
-        Human-readable class names in label order.
+        Human-readable class names in label order; empty when they come from the
+        files (ImageNet folder names, CIFAR-100): see the dataset's ``classes``.
     needs_root:
         ``True`` when the dataset reads files under ``root``.
     default_timesteps:
-        ``T`` used by the paper's recipe (1 for static data, where ``T`` is the
-        model's business).
+        ``T`` the paper's recipe (or, for digits, the ``hw-tiny`` preset) uses with
+        this data; static images are repeated ``T`` times by the model.
     """
 
     name: str
@@ -87,7 +88,7 @@ class DatasetInfo:
     default_timesteps: int
 
     def __post_init__(self) -> None:
-        if len(self.class_names) != self.num_classes:
+        if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"dataset {self.name!r}: {len(self.class_names)} class names for {self.num_classes} classes"
             )
@@ -142,9 +143,7 @@ def dataset_info(name: str, **kw: Any) -> DatasetInfo:
     return _entry(name).info(**kw)
 
 
-def build_dataset(
-    name: str, root: PathLike | None, split: str, *, timesteps: int, **kw: Any
-) -> Dataset:
+def build_dataset(name: str, root: PathLike | None, split: str, *, timesteps: int, **kw: Any) -> Dataset:
     """Build split ``split`` (``"train"`` or ``"test"``) of dataset ``name``.
 
     Parameters
@@ -185,4 +184,4 @@ def _shape_kw(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 # Dataset modules register themselves on import (kept last: they import the names above).
-from . import digits  # noqa: E402,F401
+from . import cifar10dvs, digits, gesture, static, synthetic_events  # noqa: E402,F401

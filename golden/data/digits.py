@@ -107,7 +107,7 @@ def _info(**_: object) -> DatasetInfo:
         input_max=PIXEL_MAX,
         class_names=tuple(str(d) for d in range(10)),
         needs_root=False,
-        default_timesteps=1,
+        default_timesteps=4,
     )
 
 

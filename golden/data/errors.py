@@ -1,10 +1,10 @@
-"""Typed errors of the data layer: bad event files and missing dataset layouts."""
+"""Typed errors of the data layer: bad event or label files, missing dataset layouts."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["AedatFormatError", "DatasetLayoutError"]
+__all__ = ["AedatFormatError", "DatasetLayoutError", "LabelFileError"]
 
 
 class AedatFormatError(ValueError):
@@ -42,3 +42,20 @@ class DatasetLayoutError(FileNotFoundError):
         self.root = os.fspath(root)
         self.layout = layout
         super().__init__(f"{dataset}: {problem} under {self.root!r}. Expected layout:\n{layout}")
+
+
+class LabelFileError(ValueError):
+    """A label or trial-list file of a dataset is malformed.
+
+    Attributes
+    ----------
+    path:
+        The offending file.
+    line:
+        1-based line number of the problem.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], line: int, reason: str) -> None:
+        self.path = os.fspath(path)
+        self.line = int(line)
+        super().__init__(f"{self.path}: line {self.line}: {reason}")

@@ -1,0 +1,326 @@
+"""Multi-step leaky integrate-and-fire neurons with surrogate gradients.
+
+Semantics follow SpikingJelly's ``LIFNode`` / ``ParametricLIFNode`` with
+``decay_input=True``, ``v_reset=0`` (hard reset) and ``detach_reset=True``.
+For every time step ``t`` of an input current ``X`` laid out ``[T, B, ...]``::
+
+    H[t] = V[t-1] + (X[t] - V[t-1]) / tau      # charge (fixed tau)
+    H[t] = V[t-1] + (X[t] - V[t-1]) * k        # charge (PLIF, k = sigmoid(w) = 1 / tau)
+    S[t] = H[t] >= V_th                         # fire (Heaviside)
+    V[t] = H[t] * (1 - S[t])                    # hard reset to 0
+
+with ``V[-1] = 0``: every forward pass starts from rest, so no state leaks from
+one call to the next. The Heaviside step has a surrogate derivative in the
+backward pass: ``sigmoid`` (``alpha * sg * (1 - sg)`` with ``sg = sigmoid(alpha u)``,
+default alpha 4) or ``atan`` (``(alpha / 2) / (1 + (pi/2 alpha u)^2)``, default
+alpha 2), with ``u = H - V_th``. ``detach_reset`` drops the reset's dependence on
+``S`` from the gradient, so ``dV[t]/dH[t] = 1 - S[t]``.
+
+With ``liaf=True`` (leaky integrate and *analog* fire, as the public
+Spikeformer's ImageNet model uses) the layer outputs ``ReLU(H[t])`` instead of
+``S[t]``; the membrane still fires and resets as above.
+
+Two backends compute the same spikes, bit for bit:
+
+``"loop"``
+    :func:`lif_step` called once per time step under autograd (the textbook
+    reference; slow because autograd records ~7 nodes per step).
+``"fused"`` (default)
+    :class:`FusedLIF`: the forward recurrence runs in place without recording a
+    graph, saving only ``H``; the backward pass is a hand-written reverse
+    recurrence ``dL/dH[t] = dL/dS[t] * sg'(u[t]) + (1 - k) * c[t] * dL/dH[t+1]``
+    with ``c[t] = 1 - S[t]`` (detach_reset) or ``1 - S[t] - H[t] sg'(u[t])``.
+    Everything that does not depend on the previous step is computed for all
+    ``T`` at once, so the per-step work is a handful of in-place operations.
+    The recurrence always runs in float32 (also under AMP); spikes come back in
+    the input's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "SURROGATES",
+    "BACKENDS",
+    "surrogate_derivative",
+    "SurrogateSpike",
+    "lif_step",
+    "lif_loop",
+    "FusedLIF",
+    "LIFNode",
+    "set_backend",
+]
+
+SURROGATES: dict[str, float] = {"sigmoid": 4.0, "atan": 2.0}
+"""Surrogate name -> default ``alpha`` (SpikingJelly's defaults)."""
+
+BACKENDS = ("fused", "loop")
+
+
+def _check_surrogate(surrogate: str, alpha: float | None) -> float:
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, not {surrogate!r}")
+    if alpha is None:
+        return SURROGATES[surrogate]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise ValueError(f"surrogate alpha must be a positive number, not {alpha!r}")
+    return float(alpha)
+
+
+def surrogate_derivative(u: torch.Tensor, surrogate: str, alpha: float) -> torch.Tensor:
+    """Derivative of the smooth stand-in for ``heaviside(u)`` (``u = H - V_th``)."""
+    if surrogate == "sigmoid":
+        sg = torch.sigmoid(u * alpha)
+        return sg.mul_(1.0 - sg).mul_(alpha)
+    if surrogate == "atan":
+        z = u * (math.pi / 2 * alpha)
+        return z.square_().add_(1.0).reciprocal_().mul_(alpha / 2)
+    raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, not {surrogate!r}")
+
+
+class SurrogateSpike(torch.autograd.Function):
+    """``heaviside(u)`` (``u >= 0`` fires) forward, surrogate derivative backward."""
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, surrogate: str, alpha: float) -> torch.Tensor:
+        ctx.save_for_backward(u)
+        ctx.surrogate, ctx.alpha = surrogate, alpha
+        return (u >= 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        (u,) = ctx.saved_tensors
+        return grad * surrogate_derivative(u, ctx.surrogate, ctx.alpha), None, None
+
+
+def lif_step(
+    x: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    tau: float = 2.0,
+    decay: torch.Tensor | None = None,
+    v_threshold: float = 1.0,
+    surrogate: str = "sigmoid",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    liaf: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LIF time step: returns ``(output, v_next)``; pure (no state, autograd-friendly).
+
+    Parameters
+    ----------
+    x, v:
+        Input current and membrane potential after the previous step's reset.
+    tau:
+        Membrane time constant; the charge divides by it (ignored when ``decay`` is given).
+    decay:
+        PLIF gate ``k = sigmoid(w)``; the charge multiplies by it.
+    v_threshold, surrogate, alpha, detach_reset, liaf:
+        As in :class:`LIFNode`; ``output`` is the spike, or ``ReLU(H)`` when ``liaf``.
+    """
+    alpha = _check_surrogate(surrogate, alpha)
+    h = v + ((x - v) / tau if decay is None else (x - v) * decay)
+    spike = SurrogateSpike.apply(h - v_threshold, surrogate, alpha)
+    reset = spike.detach() if detach_reset else spike
+    return (torch.relu(h) if liaf else spike), h * (1.0 - reset)
+
+
+def lif_loop(
+    x: torch.Tensor,
+    *,
+    tau: float = 2.0,
+    decay: torch.Tensor | None = None,
+    v_threshold: float = 1.0,
+    surrogate: str = "sigmoid",
+    alpha: float | None = None,
+    detach_reset: bool = True,
+    liaf: bool = False,
+) -> torch.Tensor:
+    """Reference multi-step LIF: :func:`lif_step` over ``x[0] .. x[T-1]`` starting from ``v = 0``."""
+    v = torch.zeros_like(x[0])
+    outputs = []
+    for x_t in x:
+        out, v = lif_step(x_t, v, tau=tau, decay=decay, v_threshold=v_threshold, surrogate=surrogate,
+                          alpha=alpha, detach_reset=detach_reset, liaf=liaf)
+        outputs.append(out)
+    return torch.stack(outputs)
+
+
+def _charge_(buf: torch.Tensor, tau: float, decay: torch.Tensor | None) -> torch.Tensor:
+    # Same rounding as lif_step: divide by tau, or multiply by the PLIF gate.
+    return buf.div_(tau) if decay is None else buf.mul_(decay)
+
+
+class FusedLIF(torch.autograd.Function):
+    """Multi-step LIF with a graph-free forward and a hand-written BPTT backward.
+
+    ``apply(x, decay, tau, v_threshold, surrogate, alpha, detach_reset, liaf)``;
+    ``decay`` is the PLIF gate tensor (0-dim) or ``None`` for a fixed ``tau``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        decay: torch.Tensor | None,
+        tau: float,
+        v_threshold: float,
+        surrogate: str,
+        alpha: float,
+        detach_reset: bool,
+        liaf: bool,
+    ) -> torch.Tensor:
+        x32 = x.detach().to(torch.float32).contiguous()
+        gate = None if decay is None else decay.detach().to(torch.float32)
+        h = torch.empty_like(x32)
+        v = torch.zeros_like(x32[0])
+        below = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        for t in range(x32.shape[0]):
+            h_t = h[t]
+            torch.sub(x32[t], v, out=h_t)
+            _charge_(h_t, tau, gate).add_(v)
+            torch.lt(h_t, v_threshold, out=below)
+            torch.mul(h_t, below, out=v)
+        learn_decay = decay is not None and ctx.needs_input_grad[1]
+        ctx.save_for_backward(h, x32 if learn_decay else None, gate)
+        ctx.cfg = (tau, v_threshold, surrogate, alpha, detach_reset, liaf, learn_decay, x.dtype)
+        return torch.relu(h).to(x.dtype) if liaf else (h >= v_threshold).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        h, x32, gate = ctx.saved_tensors
+        tau, v_threshold, surrogate, alpha, detach_reset, liaf, learn_decay, dtype = ctx.cfg
+        grad_out = grad_out.to(torch.float32)
+        sg = None
+        if not (liaf and detach_reset):
+            sg = surrogate_derivative(h - v_threshold, surrogate, alpha)
+        below = h < v_threshold
+        # coupling[t] = dV[t]/dH[t] * dH[t+1]/dV[t]: all that links step t to step t+1.
+        coupling = below.to(torch.float32)
+        if not detach_reset:
+            coupling.sub_(h * sg)
+        coupling.mul_(1.0 - 1.0 / tau if gate is None else 1.0 - gate)
+        if liaf:
+            grad_h = (h > 0).to(torch.float32).mul_(grad_out)
+        else:
+            grad_h = sg.mul_(grad_out)  # sg's buffer is free after the coupling
+        for t in range(h.shape[0] - 2, -1, -1):
+            grad_h[t].addcmul_(coupling[t], grad_h[t + 1])
+        grad_x = _charge_(grad_h.clone() if learn_decay else grad_h, tau, gate).to(dtype)
+        grad_decay = None
+        if learn_decay:
+            v_prev = torch.zeros_like(h)
+            torch.mul(h[:-1], below[:-1], out=v_prev[1:])
+            grad_decay = (grad_h * (x32 - v_prev)).sum().reshape(gate.shape)
+        return grad_x, grad_decay, None, None, None, None, None, None
+
+
+class LIFNode(nn.Module):
+    r"""Multi-step LIF neuron layer, input and output laid out ``[T, B, ...]``.
+
+    Implements ``H = V + (X - V) / tau``, ``S = H >= V_th``, ``V = H (1 - S)``
+    from ``V = 0`` at every call (see the module docstring).
+
+    Parameters
+    ----------
+    tau:
+        Membrane time constant (>= 1; > 1 when learnable); 2.0 by default.
+    v_threshold:
+        Firing threshold (> 0); 1.0 by default.
+    surrogate:
+        ``"sigmoid"`` (default) or ``"atan"``.
+    alpha:
+        Surrogate sharpness; ``None`` takes the surrogate's default (4 / 2).
+    learnable_tau:
+        PLIF: learn ``w`` with ``tau = 1 / sigmoid(w)``, initialised from ``tau``.
+    detach_reset:
+        Leave the reset out of the gradient (default ``True``).
+    liaf:
+        Output ``ReLU(H)`` (analog) instead of spikes; the neuron still resets on ``H >= V_th``.
+    backend:
+        ``"fused"`` (default) or ``"loop"`` (per-step autograd reference).
+
+    Attributes
+    ----------
+    w:
+        PLIF parameter (only when ``learnable_tau``).
+    """
+
+    def __init__(
+        self,
+        *,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        surrogate: str = "sigmoid",
+        alpha: float | None = None,
+        learnable_tau: bool = False,
+        detach_reset: bool = True,
+        liaf: bool = False,
+        backend: str = "fused",
+    ) -> None:
+        super().__init__()
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau >= 1.0:
+            raise ValueError(f"LIF tau must be a number >= 1, not {tau!r}")
+        if learnable_tau and tau == 1.0:
+            raise ValueError("a learnable LIF tau must start above 1 (sigmoid(w) < 1), not 1.0")
+        if isinstance(v_threshold, bool) or not isinstance(v_threshold, (int, float)) or not v_threshold > 0:
+            raise ValueError(f"LIF v_threshold must be a positive number, not {v_threshold!r}")
+        self.alpha = _check_surrogate(surrogate, alpha)
+        self.surrogate = surrogate
+        self.v_threshold = float(v_threshold)
+        self.detach_reset = bool(detach_reset)
+        self.learnable_tau = bool(learnable_tau)
+        self.liaf = bool(liaf)
+        self.backend = backend
+        self._tau = float(tau)
+        if self.learnable_tau:
+            self.w = nn.Parameter(torch.tensor(-math.log(self._tau - 1.0)))
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in BACKENDS:
+            raise ValueError(f"LIF backend must be one of {BACKENDS}, not {value!r}")
+        self._backend = value
+
+    @property
+    def tau(self) -> float:
+        """Current membrane time constant (``1 / sigmoid(w)`` for PLIF)."""
+        if self.learnable_tau:
+            return float(1.0 / torch.sigmoid(self.w.detach()))
+        return self._tau
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1 or x.shape[0] == 0:
+            raise ValueError(f"LIFNode expects input [T, ...] with T >= 1, got shape {tuple(x.shape)}")
+        decay = torch.sigmoid(self.w) if self.learnable_tau else None
+        if self._backend == "loop":
+            return lif_loop(x, tau=self._tau, decay=decay, v_threshold=self.v_threshold,
+                            surrogate=self.surrogate, alpha=self.alpha, detach_reset=self.detach_reset,
+                            liaf=self.liaf)
+        return FusedLIF.apply(x, decay, self._tau, self.v_threshold, self.surrogate, self.alpha,
+                              self.detach_reset, self.liaf)
+
+    def extra_repr(self) -> str:
+        tau = "learnable, init " if self.learnable_tau else ""
+        return (f"tau={tau}{self._tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate}"
+                f"(alpha={self.alpha}), detach_reset={self.detach_reset}, liaf={self.liaf}, "
+                f"backend={self._backend}")
+
+
+def set_backend(module: nn.Module, backend: str) -> int:
+    """Switch every :class:`LIFNode` inside ``module`` to ``backend``; returns how many changed."""
+    if backend not in BACKENDS:
+        raise ValueError(f"LIF backend must be one of {BACKENDS}, not {backend!r}")
+    nodes = [m for m in module.modules() if isinstance(m, LIFNode)]
+    for node in nodes:
+        node.backend = backend
+    return len(nodes)
