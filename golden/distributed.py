@@ -27,6 +27,7 @@ __all__ = [
     "all_reduce_sum",
     "parameter_digest",
     "check_in_sync",
+    "sync_buffers",
     "unwrap_model",
 ]
 
@@ -178,3 +179,21 @@ def check_in_sync(model: nn.Module, ctx: DistContext) -> bool:
     if bad:
         raise DistributedError(f"model replicas diverged: ranks {bad} differ from rank 0")
     return True
+
+
+def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks; copy the rest from rank 0.
+
+    DDP broadcasts rank 0's buffers at the start of every forward pass, but the last
+    training step leaves each rank with running statistics updated from its own batch.
+    Averaging them before evaluation and checkpointing gives every rank the same model
+    and uses the statistics of all ranks' data, not only rank 0's.
+    """
+    if not ctx.distributed:
+        return
+    for buf in unwrap_model(model).buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf.div_(ctx.world_size)
+        else:
+            dist.broadcast(buf, src=0)

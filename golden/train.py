@@ -37,7 +37,14 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .distributed import DistContext, check_in_sync, cleanup_distributed, setup_distributed, unwrap_model
+from .distributed import (
+    DistContext,
+    check_in_sync,
+    cleanup_distributed,
+    setup_distributed,
+    sync_buffers,
+    unwrap_model,
+)
 from .engine import Amp, LRSchedule, build_optimizer, evaluate, train_one_epoch
 from .loaders import build_datasets, epoch_seed, eval_loader, train_loader
 from .mixing import Mixer
@@ -521,6 +528,7 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> dict[str, Any]:
             clip_grad=cfg.clip_grad,
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
         )
+        sync_buffers(model, ctx)  # every rank evaluates and saves the same BatchNorm statistics
         # The bare model: DDP's forward would add collectives, and shards may differ in batch count.
         result = evaluate(unwrap_model(model), test_loader, ctx=ctx, amp=amp, desc="test")
         epoch_time = time.perf_counter() - t0

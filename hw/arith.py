@@ -8,9 +8,11 @@ generated Verilog is width-clean without waivers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from amaranth.hdl import Cat, Const, Mux, Value, signed
 
-__all__ = ["extend", "saturate", "signed_max", "signed_min"]
+__all__ = ["extend", "saturate", "signed_max", "signed_min", "tree_sum"]
 
 
 def extend(value: Value, width: int) -> Value:
@@ -51,3 +53,21 @@ def saturate(value: Value, bits: int) -> Value:
     top = value[bits - 1:]
     fits = ~top.any() | top.all()
     return Mux(fits, value[:bits].as_signed(), Mux(value[-1], signed_min(bits), signed_max(bits)))
+
+
+def tree_sum(terms: Sequence[Value], width: int) -> Value:
+    """Sum of ``terms`` (each exactly ``width`` bits) as a balanced adder tree, modulo ``2**width``.
+
+    Every adder sees two ``width``-bit operands (no implicit extension); the caller
+    chooses ``width`` so that the true sum fits and the truncation is exact.
+    """
+    if not terms:
+        raise ValueError("tree_sum() needs at least one term")
+    level = [Value.cast(term) for term in terms]
+    for term in level:
+        if len(term) != width:
+            raise ValueError(f"tree_sum() terms must be {width} bits wide, not {len(term)}")
+    while len(level) > 1:
+        paired = [(level[i] + level[i + 1])[:width] for i in range(0, len(level) - 1, 2)]
+        level = paired + level[len(level) - len(level) % 2:]
+    return level[0]

@@ -194,7 +194,8 @@ class SynapseArrayParams(_ParamsBase):
         _check_int(name, "weight_bits", self.weight_bits, minimum=2, maximum=16)
         _check_int(name, "input_bits", self.input_bits, minimum=1, maximum=16)
         # The accumulator must hold one weight shifted by the largest plane-field value.
-        _check_int(name, "acc_bits", self.acc_bits, minimum=self.weight_bits + (1 << self.plane_bits), maximum=64)
+        _check_int(name, "acc_bits", self.acc_bits, minimum=self.weight_bits + (1 << self.plane_bits),
+                   maximum=64)
         _check_int(name, "frac_bits", self.frac_bits, minimum=0, maximum=16)
         _check_int(name, "membrane_bits", self.membrane_bits, minimum=4, maximum=48)
         _check_int(name, "bias_bits", self.bias_bits, minimum=0, maximum=64)
@@ -310,17 +311,19 @@ class AttentionParams(_ParamsBase):
         """``d x d`` AND-accumulates (K/V rows) or masked adds (Q rows) per cycle."""
         return self.head_dim * self.head_dim
 
-    def cycles(self, group: int, *, queries: int | None = None) -> int:
-        """Cycles for one token group: ``group`` K/V rows, then ``queries`` (default ``group``) Q rows.
+    def cycles(self, group: int, *, queries: int | None = None, groups: int = 1) -> int:
+        """Cycles for ``groups`` token groups of ``group`` K/V rows and ``queries`` Q rows each.
 
-        One row per cycle in each phase; the last output row appears :attr:`latency`
-        cycles after the last query row.
+        One row per cycle: a group takes ``group + queries`` cycles (``queries``
+        defaults to ``group``) and the next group's K/V rows follow at once; the
+        last output row appears :attr:`latency` cycles after the last query row.
         """
         name = type(self).__name__
         group = _check_int(name, "cycles(group)", group, minimum=1, maximum=self.max_group)
         queries = group if queries is None else _check_int(name, "cycles(queries)", queries,
                                                            minimum=1, maximum=2**40)
-        return group + queries + self.latency
+        groups = _check_int(name, "cycles(groups)", groups, minimum=0, maximum=2**40)
+        return groups * (group + queries) + self.latency if groups else 0
 
 
 PEParams = LIFArrayParams | SynapseArrayParams | AttentionParams

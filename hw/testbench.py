@@ -18,7 +18,7 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-__all__ = ["StreamLog", "StreamTimeout", "simulate_streams"]
+__all__ = ["StreamLog", "StreamRun", "StreamTimeout", "simulate_streams"]
 
 
 class StreamTimeout(AssertionError):
@@ -33,6 +33,17 @@ class StreamLog:
     cycles: list[int] = field(default_factory=list)
 
 
+@dataclass
+class StreamRun:
+    """Result of :func:`simulate_streams`: a log per stream port, final values of observed ports."""
+
+    logs: dict[str, StreamLog]
+    final: dict[str, int]
+
+    def __getitem__(self, port: str) -> StreamLog:
+        return self.logs[port]
+
+
 def _payload(port: wiring.PureInterface) -> Value:
     return Value.cast(port.payload)
 
@@ -40,7 +51,7 @@ def _payload(port: wiring.PureInterface) -> Value:
 def simulate_streams(dut: wiring.Component, *, inputs: Mapping[str, Sequence[int]],
                      outputs: Mapping[str, int], seed: int = 0, valid_prob: float = 1.0,
                      ready_prob: float = 1.0, max_cycles: int = 100_000, drain_cycles: int = 8,
-                     vcd_path: str | None = None) -> dict[str, StreamLog]:
+                     observe: Sequence[str] = (), vcd_path: str | None = None) -> StreamRun:
     """Stream ``inputs`` into ``dut`` and collect ``outputs`` beats; return a log per port.
 
     Parameters
@@ -57,9 +68,13 @@ def simulate_streams(dut: wiring.Component, *, inputs: Mapping[str, Sequence[int
         each cycle a sink is ready with probability ``ready_prob``.
     max_cycles:
         Budget after which a still-waiting port raises :class:`StreamTimeout`.
+    observe:
+        Names of plain signal ports (status flags) whose values at the end of the run
+        go into :attr:`StreamRun.final`.
     """
     rng = random.Random(seed)
     logs = {name: StreamLog() for name in (*inputs, *outputs)}
+    final: dict[str, int] = {}
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
@@ -108,6 +123,7 @@ def simulate_streams(dut: wiring.Component, *, inputs: Mapping[str, Sequence[int
                     logs[name].cycles.append(cycle)
                 extra += done
                 cycle += 1
+            final.update({flag: ctx.get(getattr(dut, flag)) for flag in observe})
 
         return sink
 
@@ -121,4 +137,4 @@ def simulate_streams(dut: wiring.Component, *, inputs: Mapping[str, Sequence[int
             sim.run()
     else:
         sim.run()
-    return logs
+    return StreamRun(logs, final)

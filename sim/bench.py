@@ -33,6 +33,7 @@ __all__ = [
     "PARAMS_ENV",
     "VECTORS_ENV",
     "StreamBench",
+    "assert_cycles",
     "budget_cycles",
     "load_params",
     "stimulus_rng",
@@ -164,3 +165,34 @@ def budget_cycles(beats: int, *, valid_prob: float, ready_prob: float, latency: 
     """Generous cycle budget for ``beats`` beats under random idle and back-pressure."""
     return int(beats / (valid_prob * ready_prob) * 3) + 4 * latency + 200
 
+
+
+def assert_cycles(accepted: Sequence[int], produced: Sequence[int], *, latency: int, expected: int,
+                  every_cycle: bool) -> int:
+    """Check measured cycle counts against the analytic model; return the measured total.
+
+    Parameters
+    ----------
+    accepted, produced:
+        Cycle stamps of the accepted input beats and of the output beats.
+    latency:
+        Cycles from the last input beat a result depends on to that result's beat.
+    expected:
+        Analytic cycles from the first accepted input to the last output, inclusive.
+    every_cycle:
+        Also require one input beat per cycle (a fully pipelined PE with no stalls).
+    """
+    if not accepted or not produced:
+        raise AssertionError("no beats were transferred")
+    if every_cycle:
+        gaps = [b - a for a, b in zip(accepted, accepted[1:], strict=False) if b - a != 1]
+        if gaps:
+            raise AssertionError(f"input beats not accepted every cycle: gaps {gaps[:8]}")
+    if produced[-1] - accepted[-1] != latency:
+        raise AssertionError(f"last output {produced[-1] - accepted[-1]} cycles after the last input, "
+                             f"params.latency = {latency}")
+    measured = produced[-1] - accepted[0] + 1
+    if measured != expected:
+        raise AssertionError(f"measured {measured} cycles from first input to last output, "
+                             f"analytic model says {expected}")
+    return measured

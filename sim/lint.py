@@ -65,6 +65,12 @@ WAIVERS: tuple[Waiver, ...] = (
            "or signal, whether or not the logic reads that field through the view; only such "
            "dotted field views are waived.",
            match="Signal is not used: '*.*'"),
+    Waiver("UNUSEDSIGNAL",
+           "Amaranth materialises every intermediate expression as an anonymous `$N` net at its full "
+           "Python width; an explicit slice in the source (e.g. `(x - v)[:M]` to compute modulo 2**M) "
+           "leaves its top bits unread. Only anonymous `$` nets are waived: a named signal or port "
+           "with unused bits still fails.",
+           match="Bits of signal are not used: '$*'"),
 )
 
 

@@ -73,7 +73,7 @@ def test_training_steps_lower_the_loss() -> None:
         metrics = train_one_epoch(model, loader, optimizer=opt, scheduler=sched, scaler=scaler, mixer=mixer,
                                   rng=np.random.default_rng(0), ctx=CPU, amp=Amp(), steps=2)  # fmt: skip
     after = loss_now()
-    assert math.isfinite(after) and after < 0.6 * before, (before, after)
+    assert math.isfinite(after) and after < 0.8 * before, (before, after)
     assert metrics["train_samples"] == 64
     assert sched.last_epoch == 20
 

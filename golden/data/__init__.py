@@ -137,8 +137,9 @@ def _entry(name: str) -> _Entry:
 def dataset_info(name: str, **kw: Any) -> DatasetInfo:
     """Facts about dataset ``name`` (classes, sample shape, input kind).
 
-    Keyword options that change the sample shape (``size`` of ``synthetic-events``,
-    ``img_size`` of the static-image sets) may be passed; others are ignored.
+    The keyword options of :func:`build_dataset` may be passed; those that change the
+    sample shape or class count (``size``, ``img_size``, ``num_classes``) are used,
+    the others ignored.
     """
     return _entry(name).info(**kw)
 

@@ -186,9 +186,10 @@ def read_ioheader(path: str | os.PathLike[str], data: bytes | None = None) -> IO
     return IOHeader(compression=compression, data_table_position=data_table, description=description, end=end)
 
 
-def aedat4_streams(path: str | os.PathLike[str]) -> list[StreamInfo]:
+def aedat4_streams(path: str | os.PathLike[str], header: IOHeader | None = None) -> list[StreamInfo]:
     """Streams declared in the IOHeader's XML description (empty when there is none)."""
-    header = read_ioheader(path)
+    if header is None:
+        header = read_ioheader(path)
     if not header.description.strip():
         return []
     try:
@@ -266,6 +267,9 @@ def read_aedat4(path: str | os.PathLike[str], *, stream_id: int | None = None) -
     data = Path(path).read_bytes()
     header = read_ioheader(path, data)
     stop = header.data_table_position if header.data_table_position >= 0 else len(data)
+    # Declared non-event streams (frames, IMU) are skipped without decompressing them;
+    # undeclared ones are recognised by their flatbuffer identifier.
+    skip = {s.stream_id for s in aedat4_streams(path, header) if s.type_identifier != "EVTS"}
     pos = header.end
     chunks: list[np.ndarray] = []
     while pos < stop:
@@ -275,7 +279,7 @@ def read_aedat4(path: str | os.PathLike[str], *, stream_id: int | None = None) -
         body = pos + PACKET_HEADER.size
         if size < 0 or body + size > stop:
             raise AedatFormatError(path, pos, f"truncated packet: declares {size} bytes, {stop - body} left")
-        if stream_id is None or sid == stream_id:
+        if sid not in skip and (stream_id is None or sid == stream_id):
             try:
                 payload = _decompress(data[body : body + size], header.compression)
             except Exception as exc:  # lz4 and zstandard raise their own error types

@@ -4,7 +4,8 @@ Each trial (one subject under one lighting condition) is one ``.aedat`` recordin
 plus ``<trial>_labels.csv`` with rows ``class, startTime_usec, endTime_usec``. Every
 CSV row becomes one sample: the events with ``start <= t < end``. Labels ``1..11``
 become ``0..10``. The trial lists choose the split (users 01-23 train, 24-29 test),
-which gives 1176 train and 288 test samples on the real release.
+which gives 1176 train and 288 test samples on the real release (SpikingJelly's
+count).
 
 Samples are framed to ``[T, 2, size, size]`` counts and cached under
 ``root/cache_gesture_T<T>_<split_by>_<size>x<size>/``.

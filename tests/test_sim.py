@@ -1,0 +1,123 @@
+"""cocotb + Verilator regressions of the PEs, reachable from pytest (``make test``).
+
+Each parametrized case generates one named configuration of
+:data:`hw.params.PE_CONFIGS`, builds it under Verilator in ``build/sim/<name>`` and
+runs the PE's cocotb testbench against :mod:`golden.numerics`; a failing cocotb test
+raises :class:`sim.runner.SimulationError` and fails the case. The random vectors
+are split over a PE's configurations so each PE sees at least
+:data:`MIN_VECTORS_PER_PE` beats in total. ``make sim`` sweeps every configuration.
+
+The fast tests check the payload codec against Amaranth's own layout constants and
+lint the generated Verilog.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from hw.generate import build_component
+from hw.params import PE_CONFIGS
+from sim import flow, lint, runner
+from sim.payload import PayloadCodec
+
+ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
+
+#: Configurations simulated by pytest: few and small, covering T in {1, 4, 16}, L in {1, 8}
+#: and the narrow-membrane corners. Parameters are always read from PE_CONFIGS.
+PYTEST_CONFIGS: dict[str, tuple[str, ...]] = {
+    "lif": ("lif_l1_t1", "lif_l8_t4", "lif_l1_t16", "lif_l4_t4_m8_k2"),
+    "synapse": ("synapse_l1_t1", "synapse_l8_t4", "synapse_l4_t4_b1_m12"),
+    "attention": ("attention_d4_g4", "attention_d8_g64_m10"),
+}
+
+#: Random vectors (input beats) per PE, summed over its pytest configurations.
+MIN_VECTORS_PER_PE = 10_000
+
+
+def _cases() -> list[pytest.param]:
+    cases = []
+    for kind, names in PYTEST_CONFIGS.items():
+        vectors = math.ceil(MIN_VECTORS_PER_PE / len(names))
+        cases += [pytest.param(kind, name, vectors, id=name) for name in names]
+    return cases
+
+
+def test_pytest_configs_exist() -> None:
+    for kind, names in PYTEST_CONFIGS.items():
+        missing = sorted(set(names) - set(PE_CONFIGS[kind]))
+        assert not missing, f"{missing} are not {kind} configurations in hw.params.PE_CONFIGS"
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize(("kind", "name", "vectors"), _cases())
+def test_cocotb(kind: str, name: str, vectors: int) -> None:
+    params = PE_CONFIGS[kind][name]
+    run = flow.simulate(name, params, root=ROOT, vectors=vectors)
+    assert run.result.tests >= 4, f"only {run.result.tests} cocotb tests ran"
+    assert not run.result.failed
+
+
+@pytest.mark.parametrize(("kind", "name"), [(k, n) for k, names in PYTEST_CONFIGS.items() for n in names])
+def test_codec_matches_layout(kind: str, name: str) -> None:
+    """The fast packer gives exactly Amaranth's ``layout.const(...).as_value().value``."""
+    component = build_component(PE_CONFIGS[kind][name])
+    rng = random.Random(name)
+    for port in ("inp", "out", *sorted(set(component.signature.members) - {"inp", "out"})):
+        member = component.signature.members.get(port)
+        if member is None or not member.is_signature or "payload" not in member.signature.members:
+            continue
+        codec = PayloadCodec.of(component, port)
+        for _ in range(5):
+            word = rng.getrandbits(codec.size)
+            value = codec.unpack(word)
+            assert codec.pack(value) == word
+            layout = codec.shape
+            if hasattr(layout, "const"):
+                assert layout.const(value).as_value().value == word
+
+
+def test_codec_rejects_out_of_range() -> None:
+    component = build_component(PE_CONFIGS["lif"]["lif_l1_t1"])
+    codec = PayloadCodec.of(component, "inp")
+    value = codec.unpack(0)
+    value["current"][0][0] = 1 << 40
+    with pytest.raises(ValueError, match=r"current\[0\]\[0\]"):
+        codec.pack(value)
+    with pytest.raises(KeyError, match="no stream port"):
+        PayloadCodec.of(component, "nope")
+
+
+@pytest.mark.sim
+def test_lint_generated_verilog(tmp_path: Path) -> None:
+    """``verilator --lint-only -Wall`` passes on the pytest configurations (make rtl lints all)."""
+    waivers = lint.write_waivers(tmp_path)
+    for kind, names in PYTEST_CONFIGS.items():
+        for name in names:
+            verilog = flow.write_verilog(name, PE_CONFIGS[kind][name], tmp_path)
+            lint.lint(verilog, waivers=waivers)
+
+
+def test_lint_catches_a_warning(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.v"
+    bad.write_text("module bad(input wire [3:0] a, output wire [1:0] y);\n  assign y = a;\nendmodule\n")
+    with pytest.raises(lint.LintError, match="WIDTH"):
+        lint.lint(bad, waivers=lint.write_waivers(tmp_path))
+
+
+def test_missing_verilog_source(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        runner.build([tmp_path / "none.v"], toplevel="none", build_dir=tmp_path)
+
+
+def test_waves_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAVES", "1")
+    assert runner.waves_requested()
+    monkeypatch.setenv("WAVES", "0")
+    assert not runner.waves_requested()
+    monkeypatch.delenv("WAVES")
+    assert not runner.waves_requested()
