@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate a seeded subset of this many samples")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: 1 on CPU)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False, help="bf16 autocast (CUDA)")
     p.add_argument("--raster-sample", type=int, default=0, help="index (in the split) of the raster's sample")
     p.add_argument(
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("batch_size", "raster_neurons"):
+    for name in ("batch_size", "raster_neurons") + (("threads",) if args.threads is not None else ()):
         if getattr(args, name) < 1:
             raise ValueError(
                 f"--{name.replace('_', '-')} must be a positive integer, not {getattr(args, name)}"
@@ -107,6 +108,8 @@ def run(argv: Sequence[str] | None = None, *, console: Console | None = None) ->
     _check_args(args)
     console = console or Console(stderr=False)
     device = resolve_device(args.device)
+    if args.threads is not None or device.type == "cpu":
+        torch.set_num_threads(args.threads or 1)  # as golden.train: small ops, busy cores
     if args.amp and device.type != "cuda":
         raise ValueError("--amp needs a CUDA device")
     model, meta = load_model(args.checkpoint, map_location=device)

@@ -20,20 +20,18 @@ With ``liaf=True`` (leaky integrate and *analog* fire, as the public
 Spikeformer's ImageNet model uses) the layer outputs ``ReLU(H[t])`` instead of
 ``S[t]``; the membrane still fires and resets as above.
 
-Two backends compute the same spikes, bit for bit:
+Two backends compute the same outputs, bit for bit:
 
 ``"loop"``
     :func:`lif_step` called once per time step under autograd (the textbook
-    reference; slow because autograd records ~7 nodes per step).
+    reference; autograd records ~7 nodes per step).
 ``"fused"`` (default)
     :class:`FusedLIF`: the forward recurrence runs in place without recording a
     graph, saving only ``H``; the backward pass is a hand-written reverse
-    recurrence ``dL/dH[t] = dL/dS[t] * sg'(u[t]) + (1 - k) * c[t] * dL/dH[t+1]``
-    with ``c[t] = 1 - S[t]`` (detach_reset) or ``1 - S[t] - H[t] sg'(u[t])``.
-    Everything that does not depend on the previous step is computed for all
-    ``T`` at once, so the per-step work is a handful of in-place operations.
-    The recurrence always runs in float32 (also under AMP); spikes come back in
-    the input's dtype.
+    recurrence ``dL/dH[t] = dL/dS[t] sg'(u[t]) + (1 - k) c[t] dL/dH[t+1]`` with
+    ``c[t] = 1 - S[t]`` (detach_reset) or ``1 - S[t] - H[t] sg'(u[t])``. The
+    recurrence always runs in float32 (also under AMP); outputs come back in the
+    input's dtype.
 """
 
 from __future__ import annotations
@@ -161,6 +159,13 @@ class FusedLIF(torch.autograd.Function):
 
     ``apply(x, decay, tau, v_threshold, surrogate, alpha, detach_reset, liaf)``;
     ``decay`` is the PLIF gate tensor (0-dim) or ``None`` for a fixed ``tau``.
+
+    Both passes walk the time steps with a few in-place operations on one step's
+    slice at a time, with per-step buffers: on a CPU a slice stays in cache and a
+    per-step buffer is recycled by the allocator, while operations on the whole
+    ``[T, ...]`` tensor stream it through memory once per operation (and a fresh
+    large buffer faults in new pages). Only ``H`` (and ``X`` when the PLIF gate
+    needs a gradient) is saved for the backward pass.
     """
 
     @staticmethod
@@ -175,49 +180,91 @@ class FusedLIF(torch.autograd.Function):
         detach_reset: bool,
         liaf: bool,
     ) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):  # float32 recurrence under AMP
+            out = FusedLIF._forward(ctx, x, decay, tau, v_threshold, liaf)
+        ctx.cfg = (tau, v_threshold, surrogate, alpha, detach_reset, liaf, ctx.learn_decay, x.dtype)
+        return out.to(x.dtype)
+
+    @staticmethod
+    def _forward(ctx: Any, x: torch.Tensor, decay: torch.Tensor | None, tau: float, v_threshold: float,
+                 liaf: bool) -> torch.Tensor:
         x32 = x.detach().to(torch.float32).contiguous()
         gate = None if decay is None else decay.detach().to(torch.float32)
-        h = torch.empty_like(x32)
+        out = torch.empty_like(x32)
         v = torch.zeros_like(x32[0])
-        below = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        spike = torch.empty_like(v) if liaf else None
+        h: list[torch.Tensor] = []
         for t in range(x32.shape[0]):
-            h_t = h[t]
-            torch.sub(x32[t], v, out=h_t)
+            h_t = torch.sub(x32[t], v)
             _charge_(h_t, tau, gate).add_(v)
-            torch.lt(h_t, v_threshold, out=below)
-            torch.mul(h_t, below, out=v)
+            s_t = spike if spike is not None else out[t]
+            torch.ge(h_t, v_threshold, out=s_t)
+            torch.addcmul(h_t, h_t, s_t, value=-1.0, out=v)  # H (1 - S), exact for S in {0, 1}
+            if liaf:
+                torch.clamp_min(h_t, 0.0, out=out[t])
+            h.append(h_t)
         learn_decay = decay is not None and ctx.needs_input_grad[1]
-        ctx.save_for_backward(h, x32 if learn_decay else None, gate)
-        ctx.cfg = (tau, v_threshold, surrogate, alpha, detach_reset, liaf, learn_decay, x.dtype)
-        return torch.relu(h).to(x.dtype) if liaf else (h >= v_threshold).to(x.dtype)
+        ctx.save_for_backward(x32 if learn_decay else None, gate, *h)
+        ctx.learn_decay = learn_decay
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        h, x32, gate = ctx.saved_tensors
+        with torch.autocast(device_type=grad_out.device.type, enabled=False):
+            grads = FusedLIF._backward(ctx, grad_out)
+        return (*grads, None, None, None, None, None, None)
+
+    @staticmethod
+    def _backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x32, gate, *h = ctx.saved_tensors
         tau, v_threshold, surrogate, alpha, detach_reset, liaf, learn_decay, dtype = ctx.cfg
-        grad_out = grad_out.to(torch.float32)
-        sg = None
-        if not (liaf and detach_reset):
-            sg = surrogate_derivative(h - v_threshold, surrogate, alpha)
-        below = h < v_threshold
-        # coupling[t] = dV[t]/dH[t] * dH[t+1]/dV[t]: all that links step t to step t+1.
-        coupling = below.to(torch.float32)
-        if not detach_reset:
-            coupling.sub_(h * sg)
-        coupling.mul_(1.0 - 1.0 / tau if gate is None else 1.0 - gate)
-        if liaf:
-            grad_h = (h > 0).to(torch.float32).mul_(grad_out)
-        else:
-            grad_h = sg.mul_(grad_out)  # sg's buffer is free after the coupling
-        for t in range(h.shape[0] - 2, -1, -1):
-            grad_h[t].addcmul_(coupling[t], grad_h[t + 1])
-        grad_x = _charge_(grad_h.clone() if learn_decay else grad_h, tau, gate).to(dtype)
+        g = grad_out.to(torch.float32).contiguous()
+        # grad_x[t] holds dL/dH[t] / scale while step t is open, then dL/dX[t]; the
+        # constant surrogate factor `scale` is applied once, when a step is finished.
+        scale = 1.0 if liaf else (alpha if surrogate == "sigmoid" else alpha / 2)
+        leak = 1.0 - (1.0 / tau if gate is None else float(gate))  # dH[t+1]/dV[t]
+        to_x = scale / tau if gate is None else scale * float(gate)  # dH/dX, times scale
+        steps = len(h)
+        grad_x = torch.empty((steps, *h[0].shape), dtype=torch.float32, device=h[0].device)
+        u = torch.empty_like(h[0])
+        coupling = torch.empty_like(u)
+        grad_gate = torch.zeros_like(u) if learn_decay else None
+        for t in range(steps - 1, -1, -1):
+            h_t, gh_t = h[t], grad_x[t]
+            if liaf:
+                torch.gt(h_t, 0.0, out=gh_t).mul_(g[t])
+            elif surrogate == "sigmoid":  # dL/dS * sigmoid'(alpha u) / alpha
+                torch.sub(h_t, v_threshold, out=u).mul_(alpha).sigmoid_()
+                torch.ops.aten.sigmoid_backward.grad_input(g[t], u, grad_input=gh_t)
+            else:  # dL/dS / (1 + (pi/2 alpha u)^2)
+                torch.sub(h_t, v_threshold, out=u).mul_(math.pi / 2 * alpha).square_().add_(1.0)
+                torch.div(g[t], u, out=gh_t)
+            if t + 1 < steps:
+                torch.lt(h_t, v_threshold, out=coupling)  # dV[t]/dH[t] = 1 - S[t] (detached reset)
+                if not detach_reset:
+                    coupling.sub_(h_t * surrogate_derivative(h_t - v_threshold, surrogate, alpha))
+                gh_t.addcmul_(coupling, grad_x[t + 1], value=leak)
+                _finish_step(grad_x, t + 1, h, x32, grad_gate, v_threshold, u, to_x)
+        _finish_step(grad_x, 0, h, x32, grad_gate, v_threshold, u, to_x)
         grad_decay = None
-        if learn_decay:
-            v_prev = torch.zeros_like(h)
-            torch.mul(h[:-1], below[:-1], out=v_prev[1:])
-            grad_decay = (grad_h * (x32 - v_prev)).sum().reshape(gate.shape)
-        return grad_x, grad_decay, None, None, None, None, None, None
+        if grad_gate is not None:
+            grad_decay = (grad_gate.sum() * scale).reshape(gate.shape)
+        return grad_x.to(dtype), grad_decay
+
+
+def _finish_step(grad_x: torch.Tensor, t: int, h: list[torch.Tensor], x32: torch.Tensor | None,
+                 grad_gate: torch.Tensor | None, v_threshold: float, scratch: torch.Tensor,
+                 to_x: float) -> None:
+    """Turn step ``t``'s scaled dL/dH into dL/dX in place; accumulate the PLIF gate's gradient."""
+    gh = grad_x[t]
+    if grad_gate is not None:
+        # dH[t]/dk = X[t] - V[t-1], with V[t-1] = H[t-1] (1 - S[t-1]) and V[-1] = 0.
+        if t == 0:
+            grad_gate.addcmul_(gh, x32[0])
+        else:
+            torch.lt(h[t - 1], v_threshold, out=scratch).mul_(h[t - 1])
+            grad_gate.addcmul_(gh, torch.sub(x32[t], scratch, out=scratch))
+    gh.mul_(to_x)
 
 
 class LIFNode(nn.Module):

@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .intmodel import IntModel, Op
-from .models.hw_spikeformer import ConvBNLIF, HwSpikeformer, LinearBNLIF, SpikeAttention, SumPoolHead
+from .models.hw_spikeformer import ConvBNLIF, HwSpikeformer, LinearBNLIF, SumPoolHead
 from .neuron import LIFNode, SurrogateSpike
 from .numerics import NumericsConfig
 
@@ -91,7 +91,8 @@ def numerics_for(model: nn.Module, *, weight_bits: int = 8, frac_bits: int = 4,
                                         "LIF shifts by log2(tau)")
             shifts.add(k)
     if len(shifts) != 1:
-        raise QuantizationError(f"all LIF neurons must share one tau (one leak shift), got shifts {sorted(shifts)}")
+        raise QuantizationError(f"all LIF neurons must share one tau (one leak shift), got shifts "
+                                f"{sorted(shifts)}")
     return NumericsConfig(weight_bits=weight_bits, frac_bits=frac_bits, membrane_bits=membrane_bits,
                           leak_shift=shifts.pop(), input_bits=model.cfg.input_bits)
 
@@ -105,7 +106,8 @@ def fold_batchnorm(weight: torch.Tensor, bn: nn.BatchNorm1d | nn.BatchNorm2d, *,
     """
     if bn.running_mean is None or bn.running_var is None:
         raise QuantizationError("BatchNorm without running statistics cannot be folded")
-    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(bn.running_var, dtype=torch.float64)
+    ones = torch.ones_like(bn.running_var, dtype=torch.float64)
+    gamma = bn.weight.double() if bn.weight is not None else ones
     beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(gamma)
     g = gamma / torch.sqrt(bn.running_var.double() + bn.eps)
     shape = (-1,) + (1,) * (weight.dim() - 1)
@@ -143,8 +145,9 @@ def quantize_layer(weight: torch.Tensor, bn: nn.BatchNorm1d | nn.BatchNorm2d, *,
     theta = torch.round(v_threshold * unit / alpha)
     lo, hi = cfg.membrane_min, cfg.membrane_max
     if bool((bias.detach() < lo).any() or (bias.detach() > hi).any() or (theta > hi).any()):
-        warnings.warn(f"layer {name!r}: a bias or threshold exceeds membrane_bits={cfg.membrane_bits} and is "
-                      "clamped (a channel whose folded weights are negligible)", QuantizationWarning, stacklevel=2)
+        warnings.warn(f"layer {name!r}: a bias or threshold exceeds membrane_bits={cfg.membrane_bits} and "
+                      "is clamped (a channel whose folded weights are negligible)", QuantizationWarning,
+                      stacklevel=2)
     return LayerQuant(w_q, torch.clamp(bias, lo, hi), torch.clamp(theta, 1, hi), alpha)
 
 
@@ -341,7 +344,8 @@ class FakeQuantModel(nn.Module):
         net = self.net
         for i, stage in enumerate(net.tokenizer):
             # The float model divides its input by input_max: that constant folds into layer 0.
-            self._replace_synapse(f"tokenizer.{i}", stage, in_scale=float(net.cfg.input_max) if i == 0 else 1.0)
+            in_scale = float(net.cfg.input_max) if i == 0 else 1.0
+            self._replace_synapse(f"tokenizer.{i}", stage, in_scale=in_scale)
         for b, block in enumerate(net.blocks):
             for j, attn in enumerate(block.attn):
                 base = f"blocks.{b}.attn.{j}"
@@ -367,8 +371,9 @@ class FakeQuantModel(nn.Module):
         else:
             layer.linear = _QuantLinear(quant)
         layer.bn = _QuantAffine(quant)
-        layer.lif = IntLIF(name=name, threshold=lambda q=quant: q.params.threshold, channel_axes=2 if is_conv else 0,
-                           gain=1.0, lif=layer.lif, cfg=self.numerics, recorder=self._recorder)
+        layer.lif = IntLIF(name=name, threshold=lambda q=quant: q.params.threshold,
+                           channel_axes=2 if is_conv else 0, gain=1.0, lif=layer.lif, cfg=self.numerics,
+                           recorder=self._recorder)
 
     def _install_value_hooks(self) -> None:
         """Record the non-LIF values (pool, tokens, residual adds) under their integer-model op names."""
@@ -464,7 +469,8 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
         if conv.dilation != (1, 1) or conv.groups != 1 or conv.stride[0] != conv.stride[1] \
                 or conv.padding[0] != conv.padding[1]:
             raise QuantizationError(f"tokenizer.{i}: only square stride/padding, no dilation or groups")
-        ops.append(synapse(f"tokenizer.{i}", "conv", (stream,), stride=conv.stride[0], padding=conv.padding[0]))
+        ops.append(synapse(f"tokenizer.{i}", "conv", (stream,), stride=conv.stride[0],
+                           padding=conv.padding[0]))
         stream = f"tokenizer.{i}"
         if stage.pool is not None:
             pool = stage.pool
@@ -478,7 +484,8 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
             base = f"blocks.{b}.attn.{j}"
             ops.extend(synapse(f"{base}.{p}", "linear", (stream,)) for p in ("q", "k", "v"))
             theta = int(attn.attn_lif.threshold())
-            ops.append(Op(name=f"{base}.attention", kind="attention", inputs=tuple(f"{base}.{p}" for p in "qkv"),
+            ops.append(Op(name=f"{base}.attention", kind="attention",
+                          inputs=tuple(f"{base}.{p}" for p in "qkv"),
                           params={"grouping": attn.grouping, "heads": attn.heads, "threshold": theta},
                           lif=f"{base}.attn_lif", reference={"scale": float(attn.scale)}))
             ops.append(synapse(f"{base}.proj", "linear", (f"{base}.attention",)))

@@ -1,4 +1,4 @@
-"""The quantization flow and its CLI: ``python -m golden.quantize --checkpoint FILE --data-root DIR --out DIR``.
+"""The quantization flow and its CLI, ``python -m golden.quantize --checkpoint F --data-root D --out O``.
 
 1. load the trained float model, derive the widths (:func:`golden.quantize.numerics_for`);
 2. post-training quantization: :class:`~golden.quantize.FakeQuantModel` and the
@@ -22,7 +22,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,8 @@ class QuantReport:
     def summary(self) -> dict[str, Any]:
         return {"samples": self.samples, "float_top1": self.float_top1, "fakequant_top1": self.fakequant_top1,
                 "integer_top1": self.integer_top1, "drop_points": self.drop,
-                "fakequant_equals_integer": self.fakequant_equals_integer, "first_mismatch": self.first_mismatch}
+                "fakequant_equals_integer": self.fakequant_equals_integer,
+                "first_mismatch": self.first_mismatch}
 
     def table(self) -> str:
         rows = [("model", "top-1 %"), ("float", f"{self.float_top1:.2f}"),
@@ -174,8 +175,8 @@ def evaluate_quantization(float_model: nn.Module, fq: FakeQuantModel, int_model:
                 if stats.lif and stats.lif in hooks.spikes:
                     spikes = hooks.spikes[stats.lif].cpu().numpy().astype(np.int64)
                     if spikes.shape != value.shape:
-                        raise ValueError(f"float LIF {stats.lif!r} gives shape {spikes.shape}, the integer op "
-                                         f"{stats.name!r} {value.shape}: layouts differ")
+                        raise ValueError(f"float LIF {stats.lif!r} gives shape {spikes.shape}, the integer "
+                                         f"op {stats.name!r} {value.shape}: layouts differ")
                     stats.float_spikes += int(spikes.sum())
                     stats.agree += int((spikes == value).sum())
     finally:
@@ -226,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-saturation", action="store_true",
                    help="export even if a current bound exceeds the membrane width (warns)")
     p.add_argument("--qat-epochs", type=int, default=0,
-                   help="quantization-aware fine-tuning epochs when the drop exceeds --qat-threshold (default 0)")
+                   help="quantization-aware fine-tuning epochs when the drop exceeds --qat-threshold "
+                        "(default 0: none)")
     p.add_argument("--qat-threshold", type=float, default=1.0, help="drop in points that triggers QAT")
     p.add_argument("--qat-lr", type=float, default=1e-4)
     p.add_argument("--threads", type=int, help="torch intra-op threads")
@@ -247,7 +249,8 @@ def write_reports(report: QuantReport, out: Path, *, extra: dict[str, Any], over
     """``quant_report.json``, ``quant_layers.csv`` and ``overflow.txt`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [s.row() for s in report.layers]
-    (out / "quant_report.json").write_text(json.dumps({**report.summary(), **extra, "layers": rows}, indent=1))
+    summary = {**report.summary(), **extra, "layers": rows}
+    (out / "quant_report.json").write_text(json.dumps(summary, indent=1) + "\n")
     with open(out / "quant_layers.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -291,8 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     vectors = make_test_vectors(int_model, inputs, labels)
     provenance = {"checkpoint": Path(args.checkpoint).name, "epoch": meta.get("epoch"), "data": meta["data"],
                   "float_top1": report.float_top1, "integer_top1": report.integer_top1}
-    export_dir = write_export(int_model, out / "export", vectors=vectors, allow_saturation=args.allow_saturation,
-                              provenance=provenance)
+    export_dir = write_export(int_model, out / "export", vectors=vectors,
+                              allow_saturation=args.allow_saturation, provenance=provenance)
     checked = check_test_vectors(load_export(export_dir))
     write_reports(report, out, extra=extra, overflow_table=overflow_report(int_model).table())
     print(report.table())

@@ -214,7 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--workers", type=_non_negative_int, help="data loader processes (default: 0 on CPU, 4 on CUDA)"
     )
-    g.add_argument("--threads", type=_positive_int, help="torch intra-op threads (default: torch's)")
+    g.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="torch intra-op threads (default: 1 on CPU, torch's default on CUDA)",
+    )
     g.add_argument("--resume", action="store_true", help=f"continue from OUT/{CHECKPOINT_NAME}")
     g.add_argument(
         "--stop-after",
@@ -412,8 +416,10 @@ def _train(args: argparse.Namespace, ctx: DistContext) -> dict[str, Any]:
             ctx.world_size,
         )
         cfg = dataclasses.replace(cfg, world_size=ctx.world_size)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # One intra-op thread per process on the CPU unless told otherwise: the ops of these models
+    # are small, and OpenMP threads spin-wait badly on busy cores (docs/training.md, "Threads").
+    if args.threads or ctx.device.type == "cpu":
+        torch.set_num_threads(args.threads or 1)
     workers = args.workers if args.workers is not None else (4 if ctx.device.type == "cuda" else 0)
 
     configure_determinism(cfg.deterministic, ctx.device)

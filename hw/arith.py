@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from amaranth.hdl import Cat, Const, Mux, Value, signed
 
-__all__ = ["extend", "saturate", "signed_max", "signed_min", "tree_sum"]
+__all__ = ["extend", "saturate", "saturate_unsigned", "signed_max", "signed_min", "tree_sum"]
 
 
 def extend(value: Value, width: int) -> Value:
@@ -53,6 +53,17 @@ def saturate(value: Value, bits: int) -> Value:
     top = value[bits - 1:]
     fits = ~top.any() | top.all()
     return Mux(fits, value[:bits].as_signed(), Mux(value[-1], signed_min(bits), signed_max(bits)))
+
+
+def saturate_unsigned(value: Value, bits: int) -> Value:
+    """Clamp a non-negative ``value`` to the signed ``bits`` maximum; returns ``signed(bits)``."""
+    value = Value.cast(value)
+    if value.shape().signed:
+        raise TypeError(f"saturate_unsigned() expects an unsigned value, not {value.shape()!r}")
+    if len(value) < bits:
+        return extend(value, bits).as_signed()
+    too_big = value[bits - 1:].any()
+    return Mux(too_big, signed_max(bits), value[:bits].as_signed())
 
 
 def tree_sum(terms: Sequence[Value], width: int) -> Value:

@@ -30,12 +30,12 @@ buffer to regroup rows by neuron.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden import numerics
-from hw.arith import extend, saturate, tree_sum
+from hw.arith import extend, saturate_unsigned, tree_sum
 from hw.params import AttentionParams
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
 
 
 def kv_layout(params: AttentionParams) -> data.StructLayout:
-    """One K/V row (LSB first): ``k`` (``d`` bits, bit ``c`` = feature ``c``), ``v`` (``d`` bits), ``last``."""
+    """One K/V row (LSB first): ``k`` (``d`` bits, bit ``c`` = feature ``c``), ``v`` (``d``), ``last``."""
     return data.StructLayout({"k": unsigned(params.head_dim), "v": unsigned(params.head_dim),
                               "last": unsigned(1)})
 
@@ -126,13 +126,13 @@ class SpikeAttention(wiring.Component):
         p = self._params
         features = range(p.head_dim)
 
-        loading = Signal(init=1)  # 1: taking K/V rows; 0: serving queries
+        serving = Signal()  # 0: taking the group's K/V rows; 1: serving its queries
         rows = Signal(range(p.max_group + 1))
         take_kv = Signal()
         take_q = Signal()
         m.d.comb += [
-            self.kv.ready.eq(loading),
-            self.q.ready.eq(~loading & (~self.out.valid | self.out.ready)),
+            self.kv.ready.eq(~serving),
+            self.q.ready.eq(serving & (~self.out.valid | self.out.ready)),
             take_kv.eq(self.kv.valid & self.kv.ready),
             take_q.eq(self.q.valid & self.q.ready),
         ]
@@ -143,9 +143,9 @@ class SpikeAttention(wiring.Component):
             with m.Else():
                 m.d.sync += rows.eq(rows + 1)
             with m.If(self.kv.payload.last):
-                m.d.sync += loading.eq(0)
+                m.d.sync += serving.eq(1)
         with m.If(take_q & self.q.payload.last):
-            m.d.sync += [loading.eq(1), rows.eq(0)]
+            m.d.sync += [serving.eq(0), rows.eq(0)]
 
         # K^T V: one counter per (c, j), incremented when k[c] AND v[j] is set.
         counts = [[Signal(p.count_bits, name=f"count{c}_{j}") for j in features] for c in features]
@@ -166,9 +166,9 @@ class SpikeAttention(wiring.Component):
             terms = [Mux(self.q.payload.q[c], extend(counts[c][j], p.sum_bits), 0) for c in features]
             with m.If(take_q):
                 m.d.sync += total.eq(tree_sum(terms, p.sum_bits))
-            # A non-negative sum: one zero sign bit makes it a signed value to saturate.
-            shifted = Cat(Const(0, p.frac_bits), total, Const(0, 1)).as_signed()
-            m.d.comb += self.out.payload.current[j].eq(saturate(shifted, p.membrane_bits))
+            # The sum is non-negative, so only the upper bound of the saturation applies.
+            current = saturate_unsigned(total.shift_left(p.frac_bits), p.membrane_bits)
+            m.d.comb += self.out.payload.current[j].eq(current)
         return m
 
 

@@ -81,7 +81,8 @@ class SynapseArray(wiring.Component):
     inp : In(stream.Signature(input_layout(params)))
         Fields LSB first: ``spikes`` (``T`` bits, bit ``t`` = input bit at step ``t``),
         ``plane`` (``plane_bits`` wide, the bit-plane index ``b`` of a multi-bit input;
-        absent when ``input_bits == 1``), ``weight[l]`` (signed ``weight_bits``),
+        absent when ``input_bits == 1``; an index ``>= input_bits`` adds nothing),
+        ``weight[l]`` (signed ``weight_bits``),
         ``bias[l]`` (signed ``bias_width``, only read on the ``last`` beat), ``last``
         (this beat ends the dot product). Verilog ``inp__payload/valid/ready``.
     out : Out(stream.Signature(output_layout(params)))
@@ -136,6 +137,8 @@ class SynapseArray(wiring.Component):
                     for plane in range(p.input_bits):
                         with m.Case(plane):
                             m.d.comb += weight.eq(beat.weight[lane].shift_left(plane))
+                    with m.Default():  # a plane index >= input_bits adds nothing
+                        m.d.comb += weight.eq(0)
             else:
                 weight = extend(beat.weight[lane], p.acc_bits)
             bias = Signal(signed(wide), name=f"bias{lane}", reset_less=True)

@@ -71,7 +71,7 @@ def write_verilog(name: str, params: PEParams, directory: Path, *,
 
 def simulate(name: str, params: PEParams, *, root: Path = DEFAULT_ROOT, vectors: int | None = None,
              seed: int | None = None, testcase: str | None = None, env: Mapping[str, str] | None = None,
-             waves: bool | None = None) -> SimRun:
+             waves: bool | None = None, objcache: Path | None = None) -> SimRun:
     """Generate, build and run the cocotb testbench of one PE configuration.
 
     Parameters
@@ -93,6 +93,9 @@ def simulate(name: str, params: PEParams, *, root: Path = DEFAULT_ROOT, vectors:
         Extra environment variables for the testbench.
     waves:
         Record FST waveforms; ``None`` follows ``WAVES``.
+    objcache:
+        Cache of the simulator run-time objects (:mod:`sim.objcache`); defaults to
+        ``<root>/.objcache``.
 
     Raises
     ------
@@ -105,7 +108,7 @@ def simulate(name: str, params: PEParams, *, root: Path = DEFAULT_ROOT, vectors:
     verilog = write_verilog(name, params, directory)
     start = time.perf_counter()
     runner.build([verilog], toplevel=name, build_dir=directory, waves=waves,
-                  objcache_dir=Path(root) / ".objcache")
+                  objcache_dir=Path(root) / ".objcache" if objcache is None else objcache)
     build_seconds = time.perf_counter() - start
     test_env = {PARAMS_ENV: json.dumps(params.to_dict()), **(env or {})}
     if vectors is not None:

@@ -70,8 +70,18 @@ def test_training_steps_lower_the_loss() -> None:
 
     before = loss_now()
     for _ in range(10):
-        metrics = train_one_epoch(model, loader, optimizer=opt, scheduler=sched, scaler=scaler, mixer=mixer,
-                                  rng=np.random.default_rng(0), ctx=CPU, amp=Amp(), steps=2)  # fmt: skip
+        metrics = train_one_epoch(
+            model,
+            loader,
+            optimizer=opt,
+            scheduler=sched,
+            scaler=scaler,
+            mixer=mixer,
+            rng=np.random.default_rng(0),
+            ctx=CPU,
+            amp=Amp(),
+            steps=2,
+        )
     after = loss_now()
     assert math.isfinite(after) and after < 0.8 * before, (before, after)
     assert metrics["train_samples"] == 64

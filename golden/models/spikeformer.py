@@ -330,7 +330,7 @@ class Spikeformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1, cfg.num_tokens, d))
         self.time_embed = nn.Parameter(torch.zeros(cfg.timesteps, 1, 1, d))
         self.embed_drop = nn.Dropout(cfg.drop_rate)
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # linear decay
         self.blocks = nn.ModuleList(DividedBlock(cfg, rate) for rate in rates)
         self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
         self.pool = SequencePool(d)
