@@ -96,7 +96,7 @@ def _per_class(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> di
     out: dict[str, float | None] = {}
     for c in range(num_classes):
         mask = labels == c
-        out[str(c)] = 100.0 * float((pred[mask] == c).float().mean()) if mask.any() else None
+        out[str(c)] = 100.0 * float((pred[mask] == c).double().mean()) if mask.any() else None
     return out
 
 

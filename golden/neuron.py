@@ -154,18 +154,29 @@ def _charge_(buf: torch.Tensor, tau: float, decay: torch.Tensor | None) -> torch
     return buf.div_(tau) if decay is None else buf.mul_(decay)
 
 
+_BLOCK_ELEMENTS = 1 << 16  # values per time block: a few such buffers fit a CPU's L2 cache
+
+
+def _time_blocks(steps: int, per_step: int) -> list[tuple[int, int]]:
+    """Split ``range(steps)`` into runs ``[t0, t1)`` of about ``_BLOCK_ELEMENTS`` values (>= 1 step)."""
+    length = max(1, min(steps, _BLOCK_ELEMENTS // max(per_step, 1)))
+    return [(t0, min(t0 + length, steps)) for t0 in range(0, steps, length)]
+
+
 class FusedLIF(torch.autograd.Function):
     """Multi-step LIF with a graph-free forward and a hand-written BPTT backward.
 
     ``apply(x, decay, tau, v_threshold, surrogate, alpha, detach_reset, liaf)``;
     ``decay`` is the PLIF gate tensor (0-dim) or ``None`` for a fixed ``tau``.
 
-    Both passes walk the time steps with a few in-place operations on one step's
-    slice at a time, with per-step buffers: on a CPU a slice stays in cache and a
-    per-step buffer is recycled by the allocator, while operations on the whole
-    ``[T, ...]`` tensor stream it through memory once per operation (and a fresh
-    large buffer faults in new pages). Only ``H`` (and ``X`` when the PLIF gate
-    needs a gradient) is saved for the backward pass.
+    Time is cut into blocks of consecutive steps holding about ``_BLOCK_ELEMENTS``
+    values (one step per block for large layers, all steps for small ones). The
+    recurrence itself takes a few in-place operations per step; everything that
+    does not depend on the previous step (surrogate derivative, reset mask,
+    scaling) runs once per block. Blocks keep the working set in cache and let the
+    allocator recycle buffers, whereas operations over a large ``[T, ...]`` tensor
+    stream it through memory once each (and fault in fresh pages). Only ``H`` is
+    saved for the backward pass (and ``X`` when the PLIF gate needs a gradient).
     """
 
     @staticmethod
@@ -183,87 +194,94 @@ class FusedLIF(torch.autograd.Function):
         with torch.autocast(device_type=x.device.type, enabled=False):  # float32 recurrence under AMP
             out = FusedLIF._forward(ctx, x, decay, tau, v_threshold, liaf)
         ctx.cfg = (tau, v_threshold, surrogate, alpha, detach_reset, liaf, ctx.learn_decay, x.dtype)
-        return out.to(x.dtype)
+        return out.view(x.shape).to(x.dtype)
 
     @staticmethod
     def _forward(ctx: Any, x: torch.Tensor, decay: torch.Tensor | None, tau: float, v_threshold: float,
                  liaf: bool) -> torch.Tensor:
-        x32 = x.detach().to(torch.float32).contiguous()
+        x32 = x.detach().to(torch.float32).contiguous().view(x.shape[0], -1)
         gate = None if decay is None else decay.detach().to(torch.float32)
         out = torch.empty_like(x32)
         v = torch.zeros_like(x32[0])
         spike = torch.empty_like(v) if liaf else None
-        h: list[torch.Tensor] = []
-        for t in range(x32.shape[0]):
-            h_t = torch.sub(x32[t], v)
-            _charge_(h_t, tau, gate).add_(v)
-            s_t = spike if spike is not None else out[t]
-            torch.ge(h_t, v_threshold, out=s_t)
-            torch.addcmul(h_t, h_t, s_t, value=-1.0, out=v)  # H (1 - S), exact for S in {0, 1}
+        blocks: list[torch.Tensor] = []
+        for t0, t1 in _time_blocks(*x32.shape):
+            h = torch.empty_like(x32[t0:t1])
+            for t in range(t0, t1):
+                h_t = h[t - t0]
+                torch.sub(x32[t], v, out=h_t)
+                _charge_(h_t, tau, gate).add_(v)
+                s_t = spike if spike is not None else out[t]
+                torch.ge(h_t, v_threshold, out=s_t)
+                torch.addcmul(h_t, h_t, s_t, value=-1.0, out=v)  # H (1 - S), exact for S in {0, 1}
             if liaf:
-                torch.clamp_min(h_t, 0.0, out=out[t])
-            h.append(h_t)
-        learn_decay = decay is not None and ctx.needs_input_grad[1]
-        ctx.save_for_backward(x32 if learn_decay else None, gate, *h)
-        ctx.learn_decay = learn_decay
+                torch.clamp_min(h, 0.0, out=out[t0:t1])
+            blocks.append(h)
+        ctx.learn_decay = decay is not None and ctx.needs_input_grad[1]
+        ctx.save_for_backward(x32 if ctx.learn_decay else None, gate, *blocks)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         with torch.autocast(device_type=grad_out.device.type, enabled=False):
-            grads = FusedLIF._backward(ctx, grad_out)
-        return (*grads, None, None, None, None, None, None)
+            grad_x, grad_decay = FusedLIF._backward(ctx, grad_out)
+        return grad_x.view(grad_out.shape), grad_decay, None, None, None, None, None, None
 
     @staticmethod
     def _backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x32, gate, *h = ctx.saved_tensors
+        x32, gate, *blocks = ctx.saved_tensors
         tau, v_threshold, surrogate, alpha, detach_reset, liaf, learn_decay, dtype = ctx.cfg
-        g = grad_out.to(torch.float32).contiguous()
-        # grad_x[t] holds dL/dH[t] / scale while step t is open, then dL/dX[t]; the
-        # constant surrogate factor `scale` is applied once, when a step is finished.
+        g = grad_out.to(torch.float32).contiguous().view(grad_out.shape[0], -1)
+        steps = g.shape[0]
+        # grad_x[t] holds dL/dH[t] / scale until step t is finished, then dL/dX[t]: the
+        # constant factor `scale` of the surrogate derivative is applied when finishing.
         scale = 1.0 if liaf else (alpha if surrogate == "sigmoid" else alpha / 2)
         leak = 1.0 - (1.0 / tau if gate is None else float(gate))  # dH[t+1]/dV[t]
         to_x = scale / tau if gate is None else scale * float(gate)  # dH/dX, times scale
-        steps = len(h)
-        grad_x = torch.empty((steps, *h[0].shape), dtype=torch.float32, device=h[0].device)
-        u = torch.empty_like(h[0])
-        coupling = torch.empty_like(u)
-        grad_gate = torch.zeros_like(u) if learn_decay else None
-        for t in range(steps - 1, -1, -1):
-            h_t, gh_t = h[t], grad_x[t]
+        grad_x = torch.empty_like(g)
+        grad_gate = torch.zeros((), dtype=torch.float32, device=g.device) if learn_decay else None
+        ranges = _time_blocks(steps, g.shape[1])
+        for (t0, t1), h in zip(reversed(ranges), reversed(blocks), strict=True):
+            gh = grad_x[t0:t1]
             if liaf:
-                torch.gt(h_t, 0.0, out=gh_t).mul_(g[t])
+                torch.gt(h, 0.0, out=gh).mul_(g[t0:t1])
             elif surrogate == "sigmoid":  # dL/dS * sigmoid'(alpha u) / alpha
-                torch.sub(h_t, v_threshold, out=u).mul_(alpha).sigmoid_()
-                torch.ops.aten.sigmoid_backward.grad_input(g[t], u, grad_input=gh_t)
+                u = torch.sub(h, v_threshold).mul_(alpha).sigmoid_()
+                torch.ops.aten.sigmoid_backward.grad_input(g[t0:t1], u, grad_input=gh)
             else:  # dL/dS / (1 + (pi/2 alpha u)^2)
-                torch.sub(h_t, v_threshold, out=u).mul_(math.pi / 2 * alpha).square_().add_(1.0)
-                torch.div(g[t], u, out=gh_t)
-            if t + 1 < steps:
-                torch.lt(h_t, v_threshold, out=coupling)  # dV[t]/dH[t] = 1 - S[t] (detached reset)
-                if not detach_reset:
-                    coupling.sub_(h_t * surrogate_derivative(h_t - v_threshold, surrogate, alpha))
-                gh_t.addcmul_(coupling, grad_x[t + 1], value=leak)
-                _finish_step(grad_x, t + 1, h, x32, grad_gate, v_threshold, u, to_x)
-        _finish_step(grad_x, 0, h, x32, grad_gate, v_threshold, u, to_x)
+                u = torch.sub(h, v_threshold).mul_(math.pi / 2 * alpha).square_().add_(1.0)
+                torch.div(g[t0:t1], u, out=gh)
+            coupling = torch.empty_like(h)
+            torch.lt(h, v_threshold, out=coupling)  # dV[t]/dH[t] = 1 - S[t] (detached reset)
+            if not detach_reset:
+                coupling.sub_(h * surrogate_derivative(h - v_threshold, surrogate, alpha))
+            for t in range(min(t1, steps - 1) - 1, t0 - 1, -1):
+                grad_x[t].addcmul_(coupling[t - t0], grad_x[t + 1], value=leak)
+            # Steps t0+1 .. t1 are complete now (t0 still feeds the block before).
+            hi = min(t1 + 1, steps)
+            _finish(grad_x, t0 + 1, hi, h[: hi - t0 - 1], x32, grad_gate, v_threshold, to_x)
+        _finish(grad_x, 0, 1, None, x32, grad_gate, v_threshold, to_x)
         grad_decay = None
         if grad_gate is not None:
-            grad_decay = (grad_gate.sum() * scale).reshape(gate.shape)
+            grad_decay = (grad_gate * scale).reshape(gate.shape)
         return grad_x.to(dtype), grad_decay
 
 
-def _finish_step(grad_x: torch.Tensor, t: int, h: list[torch.Tensor], x32: torch.Tensor | None,
-                 grad_gate: torch.Tensor | None, v_threshold: float, scratch: torch.Tensor,
-                 to_x: float) -> None:
-    """Turn step ``t``'s scaled dL/dH into dL/dX in place; accumulate the PLIF gate's gradient."""
-    gh = grad_x[t]
+def _finish(grad_x: torch.Tensor, lo: int, hi: int, h_prev: torch.Tensor | None, x32: torch.Tensor | None,
+            grad_gate: torch.Tensor | None, v_threshold: float, to_x: float) -> None:
+    """Turn steps ``lo .. hi-1`` from scaled dL/dH into dL/dX; accumulate the PLIF gate's gradient.
+
+    ``h_prev`` holds ``H`` of steps ``lo-1 .. hi-2`` (``None`` when ``lo == 0``).
+    """
+    if hi <= lo:
+        return
+    gh = grad_x[lo:hi]
     if grad_gate is not None:
         # dH[t]/dk = X[t] - V[t-1], with V[t-1] = H[t-1] (1 - S[t-1]) and V[-1] = 0.
-        if t == 0:
-            grad_gate.addcmul_(gh, x32[0])
-        else:
-            torch.lt(h[t - 1], v_threshold, out=scratch).mul_(h[t - 1])
-            grad_gate.addcmul_(gh, torch.sub(x32[t], scratch, out=scratch))
+        drive = x32[lo:hi].clone()
+        if h_prev is not None:
+            drive.sub_(h_prev * (h_prev < v_threshold))
+        grad_gate.add_((gh * drive).sum())
     gh.mul_(to_x)
 
 

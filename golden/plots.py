@@ -51,7 +51,7 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: PathLike, *
     if not history:
         raise ValueError("plot_training_curves needs at least one epoch of history")
     epochs = _series(history, "epoch")
-    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    fig = Figure(figsize=(11, 3.4), layout="tight")
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
     for split, style in (("train", "-o"), ("test", "-s")):
         ax_loss.plot(epochs, _series(history, f"{split}_loss"), style, ms=3, label=split)
@@ -81,7 +81,7 @@ def plot_firing_rates(rates: Mapping[str, float], path: PathLike, *, title: str 
         raise ValueError("plot_firing_rates needs at least one layer")
     names = list(rates)
     values = np.array([rates[n] for n in names], dtype=float)
-    fig = Figure(figsize=(7.5, max(2.5, 0.22 * len(names) + 1.2)), layout="constrained")
+    fig = Figure(figsize=(7.5, max(2.5, 0.22 * len(names) + 1.2)), layout="tight")
     ax = fig.subplots()
     y = np.arange(len(names))
     ax.barh(y, np.nan_to_num(values), color="tab:blue")
@@ -110,7 +110,7 @@ def plot_raster(rasters: Mapping[str, torch.Tensor], path: PathLike, *, title: s
     names = list(rasters)
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
-    fig = Figure(figsize=(4.0 * cols, 3.2 * rows), layout="constrained")
+    fig = Figure(figsize=(4.0 * cols, 3.2 * rows), layout="tight")
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, name in zip(axes, names, strict=False):
         train = rasters[name].to(torch.float32).numpy()

@@ -136,7 +136,7 @@ RECIPES: dict[str, Recipe] = {
     # Measured: see docs/training.md (accuracy and wall time on 2 CPU cores).
     "hw-tiny": Recipe(
         data="digits",
-        epochs=30,
+        epochs=15,
         batch_size=32,
         lr=4e-3,
         opt="adamw",

@@ -1,13 +1,15 @@
 """Benchmark: training-step time of a model with the fused LIF vs the per-step loop reference.
 
-A training step is forward + cross-entropy + backward (no optimizer update, which
-does not depend on the neuron backend). Both backends run the same model, the
-same weights and the same input; the backends alternate so load drifts on a
-shared machine hit both alike, and the median step time of each is reported.
+A training step is forward + cross-entropy + backward (the optimizer update does
+not depend on the neuron backend). Both backends run the same model, weights
+and input; they alternate step by step, so load drifts on a shared machine hit
+both alike, and the median of each is reported. A second measurement times the
+LIF layers alone (forward + backward on the input shapes the model feeds them).
 
-Example::
+Examples::
 
-    python scripts/bench_lif.py --preset hw-gesture --batch 2 --img-size 64 --steps 5
+    python scripts/bench_lif.py                                # hw-gesture, B=2, 2x128x128, T=16
+    python scripts/bench_lif.py --img-size 64 --threads 1      # quicker, smaller frames
 """
 
 from __future__ import annotations
@@ -15,62 +17,93 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from golden.models import create_model, list_models
-from golden.neuron import set_backend
+from golden.neuron import BACKENDS, LIFNode, set_backend
 
 
-def _step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.zero_grad(set_to_none=True)
+def _timed(fn: Callable[[], None], device: torch.device) -> float:
     start = time.perf_counter()
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    if x.is_cuda:
-        torch.cuda.synchronize()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
+
+
+def _compare(steps: int, run: Callable[[str], float]) -> dict[str, float]:
+    """Median time per backend; one untimed warm-up each, then alternating timed runs."""
+    times: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    for backend in times:
+        run(backend)
+    for _ in range(steps):
+        for backend, record in times.items():
+            record.append(run(backend))
+    return {backend: statistics.median(record) for backend, record in times.items()}
+
+
+def _lif_inputs(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[LIFNode, torch.Tensor]]:
+    """Every LIF layer with the input it receives in one forward pass."""
+    seen: list[tuple[LIFNode, torch.Tensor]] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0].detach())))
+             for m in model.modules() if isinstance(m, LIFNode)]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return seen
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="hw-gesture", choices=list_models())
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--img-size", type=int, default=None, help="override the preset's input size")
+    parser.add_argument("--img-size", type=int, default=None, help="override the preset's frame size")
     parser.add_argument("--timesteps", type=int, default=None, help="override the preset's time steps")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per backend (after one warm-up)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per backend (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
 
-    overrides = {k: v for k, v in (("img_size", args.img_size), ("timesteps", args.timesteps)) if v is not None}
-    model = create_model(args.preset, **overrides).to(args.device).train()
+    sizes = (("img_size", args.img_size), ("timesteps", args.timesteps))
+    model = create_model(args.preset, **{k: v for k, v in sizes if v is not None}).to(device).train()
     cfg = model.cfg
     shape = (args.batch, cfg.timesteps, cfg.in_channels, cfg.img_size, cfg.img_size)
-    # Event-count-like integer input: sparse small counts.
-    x = torch.poisson(torch.full(shape, 0.3)).to(args.device)
-    y = torch.randint(0, cfg.num_classes, (args.batch,), device=args.device)
+    x = torch.poisson(torch.full(shape, 0.3)).to(device)  # sparse small event counts
+    y = torch.randint(0, cfg.num_classes, (args.batch,), device=device)
 
-    times: dict[str, list[float]] = {"loop": [], "fused": []}
-    for backend in times:  # warm-up (allocator, first-call costs)
+    def train_step(backend: str) -> float:
         set_backend(model, backend)
-        _step(model, x, y)
-    for _ in range(args.steps):
-        for backend, record in times.items():
-            set_backend(model, backend)
-            record.append(_step(model, x, y))
+        model.zero_grad(set_to_none=True)
+        return _timed(lambda: F.cross_entropy(model(x), y).backward(), device)
 
-    loop, fused = statistics.median(times["loop"]), statistics.median(times["fused"])
-    print(f"preset {args.preset}  input {list(shape)}  device {args.device}  "
-          f"threads {torch.get_num_threads()}  steps {args.steps}")
-    print(f"loop  (per-step autograd) : {loop * 1e3:9.1f} ms / training step")
-    print(f"fused (FusedLIF)          : {fused * 1e3:9.1f} ms / training step")
-    print(f"speed-up                  : {loop / fused:9.2f}x")
+    layers = _lif_inputs(model, x)
+    grads = [torch.randn_like(inp) for _, inp in layers]
+
+    def lif_layers(backend: str) -> float:
+        def run() -> None:
+            for (node, inp), grad in zip(layers, grads, strict=True):
+                node.backend = backend
+                node(inp.requires_grad_()).backward(grad)
+        return _timed(run, device)
+
+    model_times = _compare(args.steps, train_step)
+    lif_times = _compare(args.steps, lif_layers)
+    elements = sum(inp.numel() for _, inp in layers)
+    print(f"preset {args.preset}  input [B, T, C, H, W] = {list(shape)}  device {device}  "
+          f"threads {torch.get_num_threads()}  median of {args.steps}")
+    print(f"{'':34}{'loop':>11}{'fused':>11}{'speed-up':>10}")
+    for label, t in ((f"training step (fwd+bwd)", model_times),
+                     (f"LIF layers only ({len(layers)}, {elements / 1e6:.1f}M)", lif_times)):
+        print(f"{label:<34}{t['loop'] * 1e3:>8.0f} ms{t['fused'] * 1e3:>8.0f} ms{t['loop'] / t['fused']:>9.2f}x")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from sim.payload import PayloadCodec
 from sim.streams import CycleCounter, StreamSink, StreamSource
 
 __all__ = [
+    "EXPORT_VECTORS_ENV",
     "PARAMS_ENV",
     "VECTORS_ENV",
     "StreamBench",
@@ -44,6 +45,8 @@ __all__ = [
 PARAMS_ENV = "SIM_PE_PARAMS"
 #: Environment variable with the number of random vectors (beats) per regression.
 VECTORS_ENV = "SIM_VECTORS"
+#: Environment variable with the ``.npz`` of exported-model vectors (:mod:`sim.vectors`).
+EXPORT_VECTORS_ENV = "SIM_EXPORT_VECTORS"
 
 _P = TypeVar("_P", bound=PEParams)
 

@@ -28,7 +28,8 @@ from amaranth.lib import wiring
 from hw.generate import build_component, verilog_of
 from hw.params import PE_CONFIGS, PEParams
 from sim import runner
-from sim.bench import PARAMS_ENV, VECTORS_ENV
+from sim.bench import EXPORT_VECTORS_ENV, PARAMS_ENV, VECTORS_ENV
+from sim.vectors import ExportedVectors, VectorError, extract, find_export
 
 __all__ = ["TESTBENCHES", "DEFAULT_ROOT", "SimRun", "write_verilog", "simulate", "main"]
 
@@ -71,7 +72,8 @@ def write_verilog(name: str, params: PEParams, directory: Path, *,
 
 def simulate(name: str, params: PEParams, *, root: Path = DEFAULT_ROOT, vectors: int | None = None,
              seed: int | None = None, testcase: str | None = None, env: Mapping[str, str] | None = None,
-             waves: bool | None = None, objcache: Path | None = None) -> SimRun:
+             waves: bool | None = None, objcache: Path | None = None,
+             exported: ExportedVectors | None = None) -> SimRun:
     """Generate, build and run the cocotb testbench of one PE configuration.
 
     Parameters
@@ -96,6 +98,9 @@ def simulate(name: str, params: PEParams, *, root: Path = DEFAULT_ROOT, vectors:
     objcache:
         Cache of the simulator run-time objects (:mod:`sim.objcache`); defaults to
         ``<root>/.objcache``.
+    exported:
+        Vectors of an exported model (:func:`sim.vectors.extract`); passed to the
+        testbench's ``exported_vectors`` test when this configuration is compatible.
 
     Raises
     ------
@@ -113,6 +118,8 @@ def simulate(name: str, params: PEParams, *, root: Path = DEFAULT_ROOT, vectors:
     test_env = {PARAMS_ENV: json.dumps(params.to_dict()), **(env or {})}
     if vectors is not None:
         test_env[VECTORS_ENV] = str(vectors)
+    if exported is not None and exported.compatible(params):
+        test_env[EXPORT_VECTORS_ENV] = str(exported.files[params.kind].resolve())
     result = runner.run(test_module=TESTBENCHES[params.kind], toplevel=name, build_dir=directory,
                         env=test_env, seed=seed, testcase=testcase, waves=waves)
     return SimRun(name=name, params=params, result=result, build_seconds=build_seconds)
@@ -143,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="COCOTB_RANDOM_SEED (default: the environment's, else random)")
     parser.add_argument("--testcase", default=None, help="run only this cocotb test")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="export directory of a trained model for the exported_vectors tests "
+                             "(default: $SIM_EXPORT_DIR, else build/export/hw-tiny-digits)")
     args = parser.parse_args(argv)
     if args.vectors < 1:
         parser.error(f"--vectors must be positive, not {args.vectors}")
@@ -156,17 +166,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         else int.from_bytes(os.urandom(4), "little"))
     print(f"[sim] {len(selected)} configuration(s), COCOTB_RANDOM_SEED={seed}, "
           f"{args.vectors} random vectors each, waves={'on' if runner.waves_requested() else 'off'}")
+    exported = None
+    export_dir = find_export(args.export)
+    if export_dir is None:
+        print("[sim] no exported model found: exported_vectors tests are skipped "
+              "(run `make demo` or `make export`, or pass --export DIR)")
+    else:
+        try:
+            exported = extract(export_dir, args.out / "vectors")
+        except VectorError as error:
+            parser.error(str(error))
+        for kind, line in exported.summary.items():
+            print(f"[sim] exported vectors ({export_dir}) for {kind}: {line}")
     rows, failures = [], []
     for name, params in selected.items():
         try:
             run = simulate(name, params, root=args.out, vectors=args.vectors, seed=seed,
-                           testcase=args.testcase)
+                           testcase=args.testcase, exported=exported)
         except runner.SimulationError as error:
             failures.append(name)
             rows.append(f"{name:24s} FAILED  {error}")
             continue
-        rows.append(f"{name:24s} passed  {run.result.tests} test(s), build {run.build_seconds:6.1f} s, "
-                    f"run {run.result.seconds:6.1f} s")
+        skipped = f", skipped: {', '.join(run.result.skipped)}" if run.result.skipped else ""
+        rows.append(f"{name:24s} passed  {run.result.tests - len(run.result.skipped)} test(s), build "
+                    f"{run.build_seconds:6.1f} s, run {run.result.seconds:6.1f} s{skipped}")
     print(f"\n[sim] summary (COCOTB_RANDOM_SEED={seed})")
     print("\n".join(rows))
     if failures:

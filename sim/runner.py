@@ -62,6 +62,8 @@ class SimResult:
         Number of cocotb tests that ran.
     failed:
         Names of the failed tests (empty on success).
+    skipped:
+        Names of the skipped tests.
     results_xml:
         The JUnit XML results file cocotb wrote.
     seed:
@@ -72,6 +74,7 @@ class SimResult:
 
     tests: int
     failed: tuple[str, ...]
+    skipped: tuple[str, ...]
     results_xml: Path
     seed: int
     seconds: float
@@ -143,15 +146,18 @@ def build(sources: Sequence[Path], *, toplevel: str, build_dir: Path, waves: boo
         raise SimulationError(f"Verilator build of {toplevel} in {build_dir} failed: {error}") from error
 
 
-def _read_results(results_xml: Path) -> tuple[int, tuple[str, ...]]:
+def _read_results(results_xml: Path) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """``(tests, failed names, skipped names)`` from cocotb's JUnit XML."""
     if not results_xml.is_file():
         raise SimulationError(f"simulation ended abnormally: no results file {results_xml}")
-    tests, failed = 0, []
+    tests, failed, skipped = 0, [], []
     for case in ElementTree.parse(results_xml).getroot().iter("testcase"):
         tests += 1
         if case.find("failure") is not None or case.find("error") is not None:
             failed.append(case.get("name", "?"))
-    return tests, tuple(failed)
+        elif case.find("skipped") is not None:
+            skipped.append(case.get("name", "?"))
+    return tests, tuple(failed), tuple(skipped)
 
 
 def run(*, test_module: str, toplevel: str, build_dir: Path, test_dir: Path | None = None,
@@ -212,10 +218,11 @@ def run(*, test_module: str, toplevel: str, build_dir: Path, test_dir: Path | No
         else:
             os.environ["COCOTB_RANDOM_SEED"] = previous
     seconds = time.perf_counter() - start
-    tests, failed = _read_results(results_xml)
+    tests, failed, skipped = _read_results(results_xml)
     if tests == 0:
         raise SimulationError(f"{test_module} ran no test on {toplevel} (COCOTB_RANDOM_SEED={seed})")
     if failed:
         raise SimulationError(f"{len(failed)} of {tests} cocotb test(s) failed on {toplevel}: "
                               f"{', '.join(failed)}; reproduce with COCOTB_RANDOM_SEED={seed}")
-    return SimResult(tests=tests, failed=failed, results_xml=results_xml, seed=seed, seconds=seconds)
+    return SimResult(tests=tests, failed=failed, skipped=skipped, results_xml=results_xml, seed=seed,
+                     seconds=seconds)

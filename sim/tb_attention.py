@@ -36,6 +36,7 @@ from golden.intmodel import group_tokens
 from hw.attention_pe import SpikeAttention
 from hw.params import AttentionParams
 from sim.bench import (
+    EXPORT_VECTORS_ENV,
     StreamBench,
     assert_cycles,
     budget_cycles,
@@ -43,9 +44,6 @@ from sim.bench import (
     stimulus_rng,
     vector_budget,
 )
-
-#: ``.npz`` with ``q``, ``k``, ``v`` token groups ``[..., G, d]`` (0/1) of an exported attention layer.
-EXPORT_VECTORS_ENV = "SIM_EXPORT_VECTORS"
 
 #: Token groupings of the hardware model (``divided`` = ``temporal`` then ``spatial``).
 GROUPINGS = ("joint", "temporal", "spatial")

@@ -31,6 +31,7 @@ from golden import numerics
 from hw.lif_pe import LIFArray
 from hw.params import LIFArrayParams
 from sim.bench import (
+    EXPORT_VECTORS_ENV,
     StreamBench,
     assert_cycles,
     budget_cycles,
@@ -38,9 +39,6 @@ from sim.bench import (
     stimulus_rng,
     vector_budget,
 )
-
-#: ``.npz`` with arrays ``currents [N, T, L]`` and ``thresholds [N, L]`` from an exported model.
-EXPORT_VECTORS_ENV = "SIM_EXPORT_VECTORS"
 
 
 @dataclass

@@ -35,6 +35,7 @@ from golden import numerics
 from hw.params import SynapseArrayParams
 from hw.synapse_pe import SynapseArray
 from sim.bench import (
+    EXPORT_VECTORS_ENV,
     StreamBench,
     assert_cycles,
     budget_cycles,
@@ -42,9 +43,6 @@ from sim.bench import (
     stimulus_rng,
     vector_budget,
 )
-
-#: ``.npz`` with ``values [N, I, T]`` (non-negative), ``weights [O, I]``, ``bias [O]`` of one layer.
-EXPORT_VECTORS_ENV = "SIM_EXPORT_VECTORS"
 
 
 @dataclass
@@ -192,20 +190,23 @@ def edge_dots(p: SynapseArrayParams, rng: np.random.Generator) -> list[DotProduc
 
 
 def exported_dots(p: SynapseArrayParams, path: str) -> list[DotProduct]:
-    """Dot products of an exported layer, cut into ``L``-row weight tiles."""
-    with np.load(path) as data:
-        values, weights, bias = (data[k].astype(np.int64) for k in ("values", "weights", "bias"))
-    if values.ndim != 3 or values.shape[2] != p.timesteps or weights.shape[1] != values.shape[1]:
-        raise ValueError(f"{path}: expected values [N, I, T={p.timesteps}] and weights [O, I], got "
-                         f"{values.shape} and {weights.shape}")
-    planes = max(1, int(values.max()).bit_length())
-    if planes > p.input_bits:
-        raise ValueError(f"{path}: values need {planes} bit planes, the array takes {p.input_bits}")
+    """Dot products of the exported layers; output position ``n`` takes weight tile ``n mod tiles``."""
     dots = []
-    for sample in values:
-        for first in range(0, weights.shape[0], p.lanes):
-            rows = np.arange(first, first + p.lanes) % weights.shape[0]
-            dots.append(DotProduct(sample, weights[rows], bias[rows], planes))
+    with np.load(path) as data:
+        for j, layer in enumerate(data["layers"]):
+            values, weights, bias = (data[f"{key}.{j}"].astype(np.int64)
+                                     for key in ("values", "weights", "bias"))
+            if values.ndim != 3 or values.shape[2] != p.timesteps or weights.shape[1] != values.shape[1]:
+                raise ValueError(f"{path}: layer {layer}: expected values [N, I, T={p.timesteps}] and "
+                                 f"weights [O, I], got {values.shape} and {weights.shape}")
+            planes = max(1, int(values.max()).bit_length())
+            if planes > p.input_bits:
+                raise ValueError(f"{path}: layer {layer} needs {planes} bit planes, the array takes "
+                                 f"{p.input_bits}")
+            tiles = -(-weights.shape[0] // p.lanes)
+            for n, sample in enumerate(values):
+                rows = (np.arange(p.lanes) + (n % tiles) * p.lanes) % weights.shape[0]
+                dots.append(DotProduct(sample, weights[rows], bias[rows], planes))
     return dots
 
 

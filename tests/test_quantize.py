@@ -50,14 +50,14 @@ def _few_threads() -> None:
     torch.set_num_threads(1)
 
 
-def train_briefly(model: nn.Module, dataset: torch.utils.data.Dataset, *, epochs: int,
-                  seed: int) -> nn.Module:
-    """Seeded AdamW + one-cycle training; enough for a few-epoch model that fires sensibly."""
+def train_briefly(model: nn.Module, dataset: torch.utils.data.Dataset, *, epochs: int, seed: int,
+                  lr: float) -> nn.Module:
+    """Seeded AdamW + one-cycle training: a few epochs to a model with real margins."""
     torch.manual_seed(seed)
     loader = DataLoader(dataset, batch_size=32, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 4e-3, total_steps=epochs * len(loader), pct_start=0.15)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(loader), pct_start=0.15)
     model.train()
     for _ in range(epochs):
         for x, y in loader:
@@ -97,7 +97,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
         except CheckpointError:
             pass  # stale or foreign checkpoint: train our own below
     model = train_briefly(create_model("hw-tiny"), build_dataset("digits", None, "train", timesteps=4),
-                          epochs=3, seed=0)
+                          epochs=3, seed=0, lr=4e-3)
     path = tmp_path_factory.mktemp("tiny") / "checkpoint.pt"
     save_checkpoint(path, model=model, preset="hw-tiny", model_overrides={}, data="digits",
                     data_kwargs={"timesteps": 4}, epoch=3, metrics=[], args={})
@@ -259,7 +259,7 @@ def test_dvs_synthetic_integer_matches_float(attention: str) -> None:
     kw = dict(timesteps=4, size=32, num_classes=10)
     train = build_dataset("synthetic-events", None, "train", samples_per_class=60, **kw)
     test = build_dataset("synthetic-events", None, "test", samples_per_class=40, **kw)
-    model = train_briefly(create_model("hw-tiny", attention=attention, **DVS), train, epochs=5, seed=1)
+    model = train_briefly(create_model("hw-tiny", attention=attention, **DVS), train, epochs=4, seed=1, lr=1e-2)
     assert_quantization_holds(model, test, event=True)
 
 

@@ -7,6 +7,12 @@ raises :class:`sim.runner.SimulationError` and fails the case. The random vector
 are split over a PE's configurations so each PE sees at least
 :data:`MIN_VECTORS_PER_PE` beats in total. ``make sim`` sweeps every configuration.
 
+When an exported trained model exists (``make demo`` / ``make export`` write
+``build/export/hw-tiny-digits``; ``SIM_EXPORT_DIR`` overrides), its layers' operands are
+cut into PE vectors (:mod:`sim.vectors`) and every compatible configuration also runs
+the testbench's ``exported_vectors`` test; without one, that test is skipped and
+:func:`test_exported_model_vectors` says why.
+
 The fast tests check the payload codec against Amaranth's own layout constants and
 lint the generated Verilog.
 """
@@ -14,6 +20,7 @@ lint the generated Verilog.
 from __future__ import annotations
 
 import math
+import os
 import random
 from pathlib import Path
 
@@ -23,6 +30,7 @@ from hw.generate import build_component
 from hw.params import PE_CONFIGS
 from sim import flow, lint, runner
 from sim.payload import PayloadCodec
+from sim.vectors import DEFAULT_EXPORT, EXPORT_ENV, ExportedVectors, extract, find_export
 
 ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
 
@@ -31,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
 PYTEST_CONFIGS: dict[str, tuple[str, ...]] = {
     "lif": ("lif_l1_t1", "lif_l8_t4", "lif_l1_t16", "lif_l4_t4_m8_k2"),
     "synapse": ("synapse_l1_t1", "synapse_l8_t4", "synapse_l4_t4_b1_m12"),
-    "attention": ("attention_d4_g4", "attention_d8_g64_m10"),
+    "attention": ("attention_d4_g4", "attention_d16_g64", "attention_d8_g64_m10"),
 }
 
 #: Random vectors (input beats) per PE, summed over its pytest configurations.
@@ -46,6 +54,18 @@ def _cases() -> list[pytest.param]:
     return cases
 
 
+@pytest.fixture(scope="module")
+def exported() -> ExportedVectors | None:
+    """Vectors of the exported trained model, or ``None`` when there is no export."""
+    explicit = os.environ.get(EXPORT_ENV)
+    default = ROOT.parent / DEFAULT_EXPORT.relative_to("build")
+    export_dir = find_export(Path(explicit) if explicit else default)
+    if export_dir is None:
+        return None
+    # Per-process directory: parallel workers write identical files, never the same one.
+    return extract(export_dir, ROOT / "vectors" / f"pid{os.getpid()}")
+
+
 def test_pytest_configs_exist() -> None:
     for kind, names in PYTEST_CONFIGS.items():
         missing = sorted(set(names) - set(PE_CONFIGS[kind]))
@@ -55,11 +75,26 @@ def test_pytest_configs_exist() -> None:
 @pytest.mark.slow
 @pytest.mark.sim
 @pytest.mark.parametrize(("kind", "name", "vectors"), _cases())
-def test_cocotb(kind: str, name: str, vectors: int) -> None:
+def test_cocotb(kind: str, name: str, vectors: int, exported: ExportedVectors | None) -> None:
     params = PE_CONFIGS[kind][name]
-    run = flow.simulate(name, params, root=ROOT, vectors=vectors)
-    assert run.result.tests >= 4, f"only {run.result.tests} cocotb tests ran"
+    run = flow.simulate(name, params, root=ROOT, vectors=vectors, exported=exported)
+    assert run.result.tests - len(run.result.skipped) >= 4, f"only {run.result.tests} cocotb tests ran"
     assert not run.result.failed
+    uses_export = exported is not None and exported.compatible(params)
+    assert ("exported_vectors" in run.result.skipped) != uses_export, run.result.skipped
+    assert set(run.result.skipped) <= {"exported_vectors"}, f"unexpected skips {run.result.skipped}"
+
+
+@pytest.mark.sim
+def test_exported_model_vectors(exported: ExportedVectors | None) -> None:
+    """Every PE kind has a pytest configuration that runs the exported model's vectors."""
+    if exported is None:
+        pytest.skip("no exported hw-tiny model (run `make demo` or `make export`, or set SIM_EXPORT_DIR); "
+                    "the cocotb exported_vectors tests are skipped")
+    for kind, names in PYTEST_CONFIGS.items():
+        compatible = [n for n in names if exported.compatible(PE_CONFIGS[kind][n])]
+        assert compatible, (f"no pytest {kind} configuration takes the exported model's vectors "
+                            f"({exported.summary[kind]})")
 
 
 @pytest.mark.parametrize(("kind", "name"), [(k, n) for k, names in PYTEST_CONFIGS.items() for n in names])
@@ -67,10 +102,10 @@ def test_codec_matches_layout(kind: str, name: str) -> None:
     """The fast packer gives exactly Amaranth's ``layout.const(...).as_value().value``."""
     component = build_component(PE_CONFIGS[kind][name])
     rng = random.Random(name)
-    for port in ("inp", "out", *sorted(set(component.signature.members) - {"inp", "out"})):
-        member = component.signature.members.get(port)
-        if member is None or not member.is_signature or "payload" not in member.signature.members:
-            continue
+    ports = [port for port, member in component.signature.members.items()
+             if member.is_signature and "payload" in member.signature.members]
+    assert ports, f"{name} has no stream ports"
+    for port in ports:
         codec = PayloadCodec.of(component, port)
         for _ in range(5):
             word = rng.getrandbits(codec.size)

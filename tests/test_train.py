@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from golden.checkpoint import load_checkpoint, load_model
+from golden.checkpoint import CheckpointError, load_checkpoint, load_model
 from golden.data import build_dataset
 from golden.distributed import DistContext
 from golden.engine import Amp, LRSchedule, build_optimizer, train_one_epoch
@@ -145,6 +145,18 @@ def test_run_files_and_checkpoint_meta(tmp_path: Path) -> None:
         assert str(tmp_path) not in (tmp_path / name).read_text()
 
 
+def test_bad_requests_fail_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no training augmentation"):
+        run([*TINY, "--augment", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--amp needs a CUDA device"):
+        run([*TINY, "--amp", "--device", "cpu", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="3 classes but dataset 'digits' has 10"):
+        run([*TINY, "--set", "num_classes=3", "--out", str(tmp_path)])
+    with pytest.raises(CheckpointError, match="no such file"):
+        run([*TINY, "--resume", "--out", str(tmp_path / "nothing-here")])
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 def test_lr_schedule_shapes() -> None:
     cos = LRSchedule(
         total_steps=100, warmup_steps=10, steps_per_epoch=10, warmup_start=0.1, min_lr_ratio=0.05
@@ -192,6 +204,7 @@ DDP_ARGS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch: ~30 s on two busy cores
 def test_ddp_gloo_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -117,6 +117,9 @@ class AcceleratorConfig:
         if not _power_of_two(t):
             raise ConfigError(f"AcceleratorConfig.timesteps must be a power of two dividing "
                               f"{STREAM_BITS}, not {t}")
+        if STREAM_BITS % self.numerics.weight_bits:
+            raise ConfigError(f"AcceleratorConfig.numerics.weight_bits must divide {STREAM_BITS} (head weights "
+                              f"are packed whole into stream words), not {self.numerics.weight_bits}")
         lanes = _check_int("lanes", self.lanes, minimum=1, maximum=1024)
         if (lanes * self.numerics.weight_bits) % STREAM_BITS:
             raise ConfigError(f"AcceleratorConfig.lanes * numerics.weight_bits must be a multiple of "
@@ -125,6 +128,9 @@ class AcceleratorConfig:
         if lanes % lif:
             raise ConfigError(f"AcceleratorConfig.lif_lanes must divide lanes ({lanes}), not {lif}")
         _check_int("head_dim", self.head_dim, minimum=1, maximum=64)
+        if self.head_dim % lif:
+            raise ConfigError(f"AcceleratorConfig.lif_lanes must divide head_dim ({self.head_dim}): the "
+                              f"attention LIF pass sends whole chunks of a current row, not {lif}")
         _check_int("max_tokens", self.max_tokens, minimum=1, maximum=1 << 16)
         _check_int("max_group", self.max_group, minimum=1, maximum=1 << 20)
         _check_int("amem_depth", self.amem_depth, minimum=16, maximum=1 << 24)
@@ -135,7 +141,7 @@ class AcceleratorConfig:
                               f"thresholds travel as 32-bit fields), not {self.numerics.membrane_bits}")
         _check_int("acc_bits", self.acc_bits, minimum=self.numerics.weight_bits + self.numerics.input_bits,
                    maximum=48)
-        _check_int("head_acc_bits", self.head_acc_bits, minimum=16, maximum=56)
+        _check_int("head_acc_bits", self.head_acc_bits, minimum=16, maximum=64 - self.numerics.frac_bits)
         _check_int("profile_depth", self.profile_depth, minimum=1, maximum=1024)
         if not isinstance(self.clock_mhz, (int, float)) or isinstance(self.clock_mhz, bool) \
                 or not self.clock_mhz > 0:

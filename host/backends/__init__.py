@@ -1,0 +1,47 @@
+"""Backends of the host driver, chosen by one option: ``"sim"`` or ``"pynq"``.
+
+Both implement :class:`host.backends.base.Backend`; :func:`open_backend` builds one by
+name. The modules are imported on use, so a board without cocotb and a workstation
+without pynq each import only what they run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import Backend, Buffer, ChannelState, ShadowBuffer
+
+__all__ = ["BACKENDS", "Backend", "Buffer", "ChannelState", "ShadowBuffer", "open_backend"]
+
+#: Backend names accepted by :func:`open_backend` (and ``python -m host.run --backend``).
+BACKENDS = ("sim", "pynq")
+
+
+def open_backend(kind: str, *, config: Any = "sim", overlay: str | Path | None = None,
+                 **options: Any) -> Backend:
+    """Open the backend ``kind``.
+
+    Parameters
+    ----------
+    kind:
+        ``"sim"``: the accelerator top for ``config`` under Verilator (built on first
+        use); ``"pynq"``: the overlay ``overlay`` on a PYNQ board.
+    config:
+        Accelerator configuration (name or object) the simulator is generated for.
+    overlay:
+        The ``.bit`` file (``.hwh`` beside it) for ``"pynq"``.
+    options:
+        Passed to :meth:`SimBackend.for_config` or :meth:`PynqBackend.from_overlay`.
+    """
+    if kind == "sim":
+        from .sim_backend import SimBackend
+
+        return SimBackend.for_config(config, **options)
+    if kind == "pynq":
+        if overlay is None:
+            raise ValueError("the pynq backend needs an overlay: the .bit file (with its .hwh beside it)")
+        from .pynq_backend import PynqBackend
+
+        return PynqBackend.from_overlay(overlay, **options)
+    raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,402 @@
+"""The host driver: runs a compiled program on the accelerator behind any :class:`Backend`.
+
+One small method per stage, as in FINN's driver, each timed:
+
+``pack`` (batch -> input streams) -> ``copy_to_device`` (into the DMA buffer + flush)
+-> ``execute`` (arm receive, ``START``, send, collect every output packet, wait for
+``DONE``, check the error flags) -> ``copy_from_device`` (invalidate + copy out)
+-> ``unpack`` (output words -> logits and traces).
+
+Register offsets and bits come from :mod:`hw.accel.regmap` (the one register map of
+RTL, driver and docs). Every wait is bounded: a DMA channel that stays busy raises
+:class:`~host.errors.DMATimeout`, a ``DONE`` that never comes
+:class:`~host.errors.DoneTimeout`, and error flags :class:`~host.errors.AcceleratorFault`;
+in each case the core and the DMA are reset first, so the next call starts clean.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hw.accel import regmap
+from hw.accel.config import AcceleratorConfig, get_config
+from hw.accel.program import Program
+
+from . import packing
+from .backends.base import Backend, Buffer, ChannelState
+from .errors import (
+    AcceleratorFault,
+    DMAError,
+    DMATimeout,
+    DoneTimeout,
+    ProgramMismatchError,
+)
+
+__all__ = ["STAGES", "StageTimes", "RunResult", "Driver", "HardwareInfo"]
+
+#: The timed stages of :meth:`Driver.run`, in order.
+STAGES = ("pack", "copy_to_device", "execute", "copy_from_device", "unpack")
+
+_REG = {reg.name: reg.offset for reg in regmap.REGISTERS}
+
+
+def _field(register: str, name: str, value: int) -> int:
+    shift, mask = regmap.field_mask(register, name)
+    return (value >> shift) & mask
+
+
+def _bit(register: str, name: str) -> int:
+    shift, mask = regmap.field_mask(register, name)
+    return mask << shift
+
+
+@dataclass
+class StageTimes:
+    """Wall-clock seconds spent per stage (summed over the samples of a batch)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def table(self) -> str:
+        return "  ".join(f"{stage} {self.seconds[stage] * 1e3:.2f} ms" for stage in STAGES)
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """Outcome of :meth:`Driver.run` on a batch of ``B`` samples.
+
+    Attributes
+    ----------
+    logits:
+        ``int64 [B, classes]``.
+    predictions:
+        ``argmax`` of the logits (first index on ties), ``[B]``.
+    cycles:
+        The core's cycle counter per sample (``START`` to ``DONE``), ``[B]``.
+    traces:
+        Op name -> output in the integer model's trace layout ``[T, B, ...]`` (only
+        for programs compiled with ``trace=True``).
+    profile:
+        Cycles per command ``[B, commands]`` from the profile registers (``None``
+        unless requested; commands beyond the hardware's profile depth read -1).
+    times:
+        Wall-clock seconds per stage.
+    """
+
+    logits: np.ndarray
+    predictions: np.ndarray
+    cycles: np.ndarray
+    traces: dict[str, np.ndarray]
+    profile: np.ndarray | None
+    times: StageTimes
+
+
+@dataclass(frozen=True)
+class HardwareInfo:
+    """What the accelerator reports about itself (``ID``, ``VERSION``, ``CONFIG_HASH``, ``HW_*``)."""
+
+    ident: int
+    version: tuple[int, int]
+    config_hash: int
+    timesteps: int
+    lanes: int
+    lif_lanes: int
+    amem_depth: int
+    wmem_depth: int
+    head_dim: int
+    max_group: int
+    profile_depth: int
+
+
+class Driver:
+    """Runs one compiled :class:`~hw.accel.program.Program` on a backend.
+
+    Parameters
+    ----------
+    backend:
+        Registers, DMA and clock of one accelerator (board or simulator).
+    program:
+        The compiled model (:func:`hw.accel.compiler.compile_model`).
+    timeout_s:
+        Budget of each wait (a DMA packet, ``DONE``); ``None`` derives it from the
+        stream length and the backend's minimum.
+    check_hardware:
+        Read ``ID``, ``VERSION`` and ``CONFIG_HASH`` at once and refuse a program
+        compiled for another configuration (:class:`~host.errors.ProgramMismatchError`).
+    """
+
+    def __init__(self, backend: Backend, program: Program, *, timeout_s: float | None = None,
+                 check_hardware: bool = True) -> None:
+        if not isinstance(backend, Backend):
+            raise TypeError(f"Driver backend must be a host.backends.Backend, not {type(backend).__name__}")
+        if not isinstance(program, Program):
+            raise TypeError(f"Driver program must be a hw.accel.program.Program, not {type(program).__name__}")
+        if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                                      or not timeout_s > 0):
+            raise ValueError(f"Driver timeout_s must be a positive number of seconds, not {timeout_s!r}")
+        self.backend, self.program = backend, program
+        self.packets = packing.packets(program)
+        self.input_words = int(program.stream(self._zero_sample()).size)
+        if self.input_words > backend.max_transfer_words:
+            raise ProgramMismatchError(
+                f"one sample's input stream is {self.input_words} words, more than the DMA's longest "
+                f"transfer ({backend.max_transfer_words} words); rebuild the overlay with a wider "
+                f"c_sg_length_width")
+        longest = max(p.words for p in self.packets)
+        if longest > backend.max_transfer_words:
+            raise ProgramMismatchError(f"output packet of {longest} words exceeds the DMA's longest transfer")
+        self.timeout_s = float(timeout_s) if timeout_s is not None else self._default_timeout()
+        self.info = self.read_info() if check_hardware else None
+        if self.info is not None:
+            self._check_info(self.info)
+        self._ibuf: Buffer | None = None
+        self._obuf: Buffer | None = None
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def from_export(cls, backend: Backend, export: Any, *, config: str | AcceleratorConfig = "sim",
+                    trace: bool = False, **kwargs: Any) -> Driver:
+        """Load an export directory (or a loaded :class:`golden.export.Export`), compile it and bind it."""
+        from golden.export import Export, load_export
+        from hw.accel.compiler import compile_model
+
+        loaded = export if isinstance(export, Export) else load_export(Path(export))
+        return cls(backend, compile_model(loaded.model, get_config(config), trace=trace), **kwargs)
+
+    def _zero_sample(self) -> np.ndarray:
+        return np.zeros((self.program.timesteps, *self.program.input_shape), dtype=np.int64)
+
+    def _default_timeout(self) -> float:
+        # The core consumes at most one stream word per cycle and computes in between; a
+        # generous multiple of the stream length covers both without a cycle model.
+        clock_hz = self.program.config.clock_mhz * 1e6
+        return max(self.backend.min_timeout_s, 64.0 * self.input_words / clock_hz)
+
+    # ------------------------------------------------------------------ registers
+    def read_info(self) -> HardwareInfo:
+        """Identification and size registers of the accelerator."""
+        read = self.backend.read
+        version, lanes, attention = read(_REG["VERSION"]), read(_REG["HW_LANES"]), read(_REG["HW_ATTENTION"])
+        return HardwareInfo(
+            ident=read(_REG["ID"]),
+            version=(_field("VERSION", "MAJOR", version), _field("VERSION", "MINOR", version)),
+            config_hash=read(_REG["CONFIG_HASH"]),
+            timesteps=read(_REG["HW_TIMESTEPS"]),
+            lanes=_field("HW_LANES", "LANES", lanes),
+            lif_lanes=_field("HW_LANES", "LIF_LANES", lanes),
+            amem_depth=read(_REG["HW_AMEM_DEPTH"]),
+            wmem_depth=read(_REG["HW_WMEM_DEPTH"]),
+            head_dim=_field("HW_ATTENTION", "HEAD_DIM", attention),
+            max_group=_field("HW_ATTENTION", "MAX_GROUP", attention),
+            profile_depth=read(_REG["HW_PROFILE_DEPTH"]),
+        )
+
+    def _check_info(self, info: HardwareInfo) -> None:
+        if info.ident != regmap.ACCEL_ID:
+            raise ProgramMismatchError(f"register ID reads {info.ident:#010x}, not {regmap.ACCEL_ID:#010x}: "
+                                       f"no Spikeformer accelerator at this address")
+        if info.version[0] != regmap.VERSION[0]:
+            raise ProgramMismatchError(f"accelerator register map version {info.version[0]}.{info.version[1]}, "
+                                       f"this driver speaks {regmap.VERSION[0]}.x")
+        cfg = self.program.config
+        if info.config_hash != cfg.config_hash:
+            raise ProgramMismatchError(
+                f"the hardware was built from another configuration (CONFIG_HASH {info.config_hash:#010x}, "
+                f"T={info.timesteps}, lanes={info.lanes}) than the program's {cfg.name!r} "
+                f"({cfg.config_hash:#010x}, T={cfg.timesteps}, lanes={cfg.lanes})")
+
+    def status(self) -> dict[str, int]:
+        """Raw ``STATUS``, ``ERROR``, ``DETAIL``, ``ERROR_COMMAND`` and ``COMMANDS``."""
+        return {name: self.backend.read(_REG[name])
+                for name in ("STATUS", "ERROR", "DETAIL", "ERROR_COMMAND", "COMMANDS")}
+
+    def cycles(self) -> int:
+        """The 64-bit cycle counter (``CYCLES_HI`` is latched when ``CYCLES_LO`` is read)."""
+        low = self.backend.read(_REG["CYCLES_LO"])
+        return (self.backend.read(_REG["CYCLES_HI"]) << 32) | low
+
+    def profile(self) -> np.ndarray:
+        """Cycles of each command of the last run (``-1`` beyond the hardware's profile depth)."""
+        depth = self.info.profile_depth if self.info is not None else self.program.config.profile_depth
+        counts = np.full(len(self.program.commands), -1, dtype=np.int64)
+        for i in range(min(depth, counts.size)):
+            counts[i] = self.backend.read(regmap.PROFILE_BASE + 4 * i)
+        return counts
+
+    def reset(self) -> None:
+        """Soft-reset the core and both DMA channels (recovers from an error or a timeout)."""
+        self.backend.write(_REG["CONTROL"], _bit("CONTROL", "SOFT_RESET"))
+        self.backend.reset_dma()
+
+    # ------------------------------------------------------------------ stages
+    def pack(self, x: Any) -> np.ndarray:
+        """Stage 1: validated batch -> one input stream per sample, ``uint64 [B, words]``."""
+        return packing.pack_batch(x, self.program)
+
+    def copy_to_device(self, stream: np.ndarray) -> None:
+        """Stage 2: one sample's stream into the input buffer, flushed for the DMA."""
+        ibuf = self._buffers()[0]
+        ibuf.array[:stream.size] = stream
+        ibuf.flush()
+
+    def execute(self, *, sample: int | None = None) -> int:
+        """Stage 3: run the program on the flushed input; returns the core's cycle count.
+
+        The receive channel is armed before ``START`` so the first packet never waits;
+        each later packet is armed as soon as the previous one has arrived.
+        """
+        ibuf, obuf = self._buffers()
+        backend = self.backend
+        first = self.packets[0]
+        backend.start_receive(obuf, first.offset, first.words)
+        backend.write(_REG["CONTROL"], _bit("CONTROL", "START"))
+        backend.start_send(ibuf, self.input_words)
+        for index, packet in enumerate(self.packets):
+            state = self._wait(lambda: backend.receive_state(), "receive", sample,
+                               f"output packet {packet.name!r} ({packet.words} words) never completed (no TLAST)",
+                               DMATimeout)
+            if state.received != packet.words:
+                self.reset()
+                raise DMAError(f"output packet {packet.name!r} had {state.received} words, the program sends "
+                               f"{packet.words}", stage="receive", sample=sample)
+            if index + 1 < len(self.packets):
+                following = self.packets[index + 1]
+                backend.start_receive(obuf, following.offset, following.words)
+        self._wait(lambda: backend.send_state(), "send", sample,
+                   f"the core did not consume the whole input stream ({self.input_words} words)", DMATimeout)
+        self._wait_done(sample)
+        return self.cycles()
+
+    def copy_from_device(self) -> np.ndarray:
+        """Stage 4: invalidate the output buffer and copy the received words out."""
+        obuf = self._buffers()[1]
+        obuf.invalidate()
+        return np.array(obuf.array[:self.program.output_words], dtype=np.uint64)
+
+    def unpack(self, words: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Stage 5: output words ``[B, output_words]`` -> logits ``[B, classes]`` and traces."""
+        return packing.unpack_batch(words, self.program)
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self, x: Any, *, profile: bool = False) -> RunResult:
+        """Run a batch through every stage; see :class:`RunResult`."""
+        times = StageTimes()
+        with times.measure("pack"):
+            streams = self.pack(x)
+        outputs = np.zeros((streams.shape[0], self.program.output_words), dtype=np.uint64)
+        cycles = np.zeros(streams.shape[0], dtype=np.int64)
+        profiles = []
+        for i, stream in enumerate(streams):
+            with times.measure("copy_to_device"):
+                self.copy_to_device(stream)
+            with times.measure("execute"):
+                cycles[i] = self.execute(sample=i)
+                if profile:
+                    profiles.append(self.profile())
+            with times.measure("copy_from_device"):
+                outputs[i] = self.copy_from_device()
+        with times.measure("unpack"):
+            logits, traces = self.unpack(outputs)
+        return RunResult(logits=logits, predictions=logits.argmax(axis=1), cycles=cycles, traces=traces,
+                         profile=np.stack(profiles) if profile else None, times=times)
+
+    def close(self) -> None:
+        """Free the DMA buffers (the backend stays open)."""
+        for buf in (self._ibuf, self._obuf):
+            if buf is not None:
+                buf.free()
+        self._ibuf = self._obuf = None
+
+    # ------------------------------------------------------------------ internals
+    def _buffers(self) -> tuple[Buffer, Buffer]:
+        if self._ibuf is None or self._obuf is None:
+            self._ibuf = self.backend.allocate(self.input_words)
+            self._obuf = self.backend.allocate(self.program.output_words)
+        return self._ibuf, self._obuf
+
+    def _wait(self, poll: Callable[[], ChannelState], stage: str, sample: int | None, what: str,
+              timeout_cls: type[DMATimeout]) -> ChannelState:
+        """Poll a DMA channel until it is idle; stop early on a DMA error or a core error."""
+        backend = self.backend
+        start = backend.now()
+        while True:
+            state = poll()
+            if state.error:
+                self.reset()
+                raise DMAError(f"DMA {stage} channel error: {state.error}", stage=stage, sample=sample)
+            if not state.busy:
+                return state
+            self._raise_if_faulted(stage, sample)
+            waited = backend.now() - start
+            if waited > self.timeout_s:
+                status = self.status()
+                self.reset()
+                raise timeout_cls(what, stage=stage, waited_s=waited, status=status, sample=sample)
+            backend.sleep(backend.poll_s)
+
+    def _wait_done(self, sample: int | None) -> None:
+        backend = self.backend
+        start = backend.now()
+        done = _bit("STATUS", "DONE")
+        while True:
+            status = backend.read(_REG["STATUS"])
+            if status & done:
+                self._raise_if_faulted("run", sample, status)
+                return
+            waited = backend.now() - start
+            if waited > self.timeout_s:
+                snapshot = self.status()
+                self.reset()
+                raise DoneTimeout("STATUS.DONE never came after START", stage="run", waited_s=waited,
+                                  status=snapshot, sample=sample)
+            backend.sleep(backend.poll_s)
+
+    def _raise_if_faulted(self, stage: str, sample: int | None, status: int | None = None) -> None:
+        status = self.backend.read(_REG["STATUS"]) if status is None else status
+        if not status & _bit("STATUS", "ERROR"):
+            return
+        flags = self.backend.read(_REG["ERROR"])
+        detail = self.backend.read(_REG["DETAIL"])
+        command = self.backend.read(_REG["ERROR_COMMAND"])
+        self.reset()
+        raise AcceleratorFault(self._describe_fault(flags, detail, command), stage=stage, flags=flags,
+                               detail=detail, command=command, command_name=self._command_name(command),
+                               sample=sample)
+
+    def _command_name(self, index: int) -> str:
+        commands = self.program.commands
+        return commands[index].name if 0 <= index < len(commands) else ""
+
+    def _describe_fault(self, flags: int, detail: int, command: int) -> str:
+        names = [flag.name for flag in regmap.ErrorFlag if flags & flag] or [f"{flags:#x}"]
+        text = f"accelerator error {'|'.join(str(n) for n in names)} at command {command}"
+        name = self._command_name(command)
+        if name:
+            text += f" ({self.program.commands[command].opcode.name} {name!r})"
+        if flags & regmap.ErrorFlag.DESCRIPTOR:
+            fault = _field("DETAIL", "FAULT", detail)
+            try:
+                fault_name = regmap.DescriptorFault(fault).name
+            except ValueError:
+                fault_name = str(fault)
+            text += (f"; descriptor check {fault_name}, rule {_field('DETAIL', 'RULE', detail)}, "
+                     f"opcode {_field('DETAIL', 'OPCODE', detail)}")
+        return text + "; the core and the DMA were reset"

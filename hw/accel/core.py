@@ -1,0 +1,315 @@
+"""The accelerator core: command sequencer, activation memory, LIF unit and engines.
+
+After ``start`` the sequencer reads commands from ``words_in``: it collects a
+descriptor (:data:`hw.accel.descriptors.DESC_WORDS` words), checks magic, checksum,
+opcode, command index and the field rules of :func:`hw.accel.descriptors.field_checks`,
+then starts the engine of the opcode, which consumes the command's payload and
+produces its output; ``END`` finishes the program. The activation memory (one read
+and one write port) and the LIF unit are shared and routed to the running engine.
+
+Errors (:class:`hw.accel.regmap.ErrorFlag`): a bad descriptor stops the program and
+drains the input up to its TLAST; an input TLAST anywhere but on the last word of
+``END`` stops it (``TRUNCATED``); an out-of-range activation address is suppressed
+and flagged (``ADDRESS``); an accumulator or group overflow is flagged (``OVERFLOW``);
+the last two let the program run to its end so the streams complete. Every engine is
+reset when a program starts and when one is abandoned.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.accel.attention import AttentionEngine
+from hw.accel.config import STREAM_BITS, AcceleratorConfig
+from hw.accel.conv import ConvEngine
+from hw.accel.descriptors import DESC_WORDS, DESCRIPTOR_LAYOUT, MAGIC, Opcode, field_checks
+from hw.accel.elementwise import AddEngine, PoolEngine
+from hw.accel.head import HeadEngine
+from hw.accel.lifunit import LIFUnit
+from hw.accel.ports import word_stream
+from hw.accel.regmap import DescriptorFault, ErrorFlag
+from hw.accel.transfer import LoadEngine, StoreEngine
+
+__all__ = ["AcceleratorCore", "ENGINES"]
+
+#: Opcode -> engine class (``END`` has none).
+ENGINES = {
+    Opcode.LOAD: LoadEngine,
+    Opcode.STORE: StoreEngine,
+    Opcode.CONV: ConvEngine,
+    Opcode.POOL: PoolEngine,
+    Opcode.ADD: AddEngine,
+    Opcode.ATTENTION: AttentionEngine,
+    Opcode.HEAD: HeadEngine,
+}
+
+
+class AcceleratorCore(wiring.Component):
+    """The accelerator without its bus interfaces (see the module docstring).
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+
+    Attributes
+    ----------
+    words_in : In(word_stream())
+        Commands (descriptors and payloads); ``last`` = TLAST.
+    words_out : Out(word_stream())
+        Output packets (stores, logits), each ending with ``last``.
+    start : In(1)
+        Pulse: run a program (ignored while busy).
+    busy, done : Out(1)
+        A program is running / the last one finished (cleared by ``start``).
+    error : Out(4)
+        Sticky :class:`~hw.accel.regmap.ErrorFlag` bits of the last program.
+    detail : Out(32)
+        ``FAULT | RULE << 8 | OPCODE << 16`` of a descriptor error (register ``DETAIL``).
+    error_command : Out(32)
+        Index of the command that raised the first error.
+    commands : Out(32)
+        Commands completed (``END`` included).
+    cycles : Out(64)
+        Cycles since ``start``, counting while busy.
+    profile_addr : In(16), profile_data : Out(32)
+        Profile read port: ``profile_data`` is the cycle count of command ``profile_addr``
+        of the cycle before (0 beyond ``profile_depth``).
+    """
+
+    def __init__(self, config: AcceleratorConfig) -> None:
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"AcceleratorCore needs an AcceleratorConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "words_in": In(word_stream()),
+            "words_out": Out(word_stream()),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(len(ErrorFlag)),
+            "detail": Out(32),
+            "error_command": Out(32),
+            "commands": Out(32),
+            "cycles": Out(64),
+            "profile_addr": In(16),
+            "profile_data": Out(32),
+        })
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        return self._config
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg = self._config
+
+        # ---------------------------------------------------------------- shared resources
+        m.submodules.amem = amem = Memory(shape=cfg.timesteps, depth=cfg.amem_depth, init=[])
+        amem_rd = amem.read_port(transparent_for=())
+        amem_wr = amem.write_port()
+        m.submodules.profile = profile = Memory(shape=32, depth=cfg.profile_depth, init=[])
+        profile_wr = profile.write_port()
+        profile_rd = profile.read_port(transparent_for=())
+        m.d.comb += [
+            profile_rd.addr.eq(self.profile_addr),
+            profile_rd.en.eq(1),
+            self.profile_data.eq(Mux(self.profile_addr < cfg.profile_depth, profile_rd.data, 0)),
+        ]
+
+        desc_bits = Signal(DESCRIPTOR_LAYOUT.size)
+        desc = data.View(DESCRIPTOR_LAYOUT, desc_bits)
+        tmask = Signal(cfg.timesteps)
+        m.d.comb += tmask.eq(Cat(*(desc.timesteps > t for t in range(cfg.timesteps))))
+
+        reset_engines = Signal()
+        lif = LIFUnit(cfg)
+        m.submodules.lif = ResetInserter(reset_engines)(lif)
+        engines = {op: cls(cfg) for op, cls in ENGINES.items()}
+        for op, engine in engines.items():
+            m.submodules[op.name.lower()] = ResetInserter(reset_engines)(engine)
+            m.d.comb += [Value.cast(engine.desc).eq(desc_bits), engine.tmask.eq(tmask)]
+        m.d.comb += lif.tmask.eq(tmask)
+
+        # ---------------------------------------------------------------- sequencer state
+        executing = Signal()
+        running = {op: Signal(name=f"run_{op.name.lower()}") for op in engines}
+        for op, flag in running.items():
+            m.d.comb += flag.eq(executing & (desc.opcode == int(op)))
+        engine_busy = Cat(*(engine.busy for engine in engines.values())).any()
+
+        address_fault = self._route(m, engines, running, lif, amem_rd, amem_wr)
+
+        index = Signal(32)
+        word = Signal(range(DESC_WORDS))
+        checksum = Signal(32)
+        tlast = Signal()
+        command_start = Signal(64)
+        errors = Signal(len(ErrorFlag))
+        raise_error = Signal(len(ErrorFlag))
+        take = Signal()
+        m.d.comb += [take.eq(self.words_in.valid & self.words_in.ready), self.error.eq(errors)]
+
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        # Flags raised by the engines' datapath while a command runs.
+        overflow = engines[Opcode.CONV].overflow | engines[Opcode.ATTENTION].overflow
+        m.d.comb += raise_error.eq(Mux(overflow, int(ErrorFlag.OVERFLOW), 0)
+                                   | Mux(address_fault, int(ErrorFlag.ADDRESS), 0))
+        with m.If(raise_error.any()):
+            m.d.sync += errors.eq(errors | raise_error)
+            with m.If(~errors.any()):
+                m.d.sync += self.error_command.eq(index)
+
+        def fail(flag: ErrorFlag, detail: Value | int = 0) -> None:
+            m.d.sync += [errors.eq(errors | int(flag)), self.detail.eq(detail)]
+            with m.If(~errors.any()):
+                m.d.sync += self.error_command.eq(index)
+
+        def finish() -> None:
+            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+            m.next = "IDLE"
+
+        # Descriptor checks, in order of precedence.
+        rules = field_checks(desc, cfg)
+        opcode_ok = Cat(*(desc.opcode == int(op) for op in Opcode)).any()
+        rule_fail = Signal()
+        rule_number = Signal(8)
+        for op, op_rules in rules.items():
+            with m.If(desc.opcode == int(op)):
+                for number, ok in reversed(list(enumerate(op_rules.values()))):
+                    with m.If(~ok):
+                        m.d.comb += [rule_fail.eq(1), rule_number.eq(number)]
+        fault = Signal(4)
+        with m.If(desc.magic != MAGIC):
+            m.d.comb += fault.eq(DescriptorFault.MAGIC)
+        with m.Elif(checksum != 0):
+            m.d.comb += fault.eq(DescriptorFault.CHECKSUM)
+        with m.Elif(~opcode_ok):
+            m.d.comb += fault.eq(DescriptorFault.OPCODE)
+        with m.Elif(desc.index != index):
+            m.d.comb += fault.eq(DescriptorFault.INDEX)
+        with m.Elif(rule_fail):
+            m.d.comb += fault.eq(DescriptorFault.FIELD)
+
+        def complete_command() -> None:
+            m.d.comb += [profile_wr.en.eq(1), profile_wr.addr.eq(index),
+                         profile_wr.data.eq(self.cycles - command_start)]
+            m.d.sync += [index.eq(index + 1), self.commands.eq(self.commands + 1)]
+
+        with m.FSM(name="sequencer"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += reset_engines.eq(1)
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), errors.eq(0), self.detail.eq(0),
+                                 self.error_command.eq(0), self.commands.eq(0), self.cycles.eq(0),
+                                 index.eq(0), word.eq(0), checksum.eq(0), command_start.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += self.words_in.ready.eq(1)
+                with m.If(take):
+                    payload = self.words_in.payload
+                    m.d.sync += [
+                        desc_bits.eq(Cat(desc_bits[STREAM_BITS:], payload.data)),
+                        checksum.eq(checksum + payload.data[:32] + payload.data[32:]),
+                        word.eq(word + 1),
+                        tlast.eq(payload.last),
+                    ]
+                    with m.If(word == DESC_WORDS - 1):
+                        m.d.sync += word.eq(0)
+                        m.next = "CHECK"
+                    with m.Elif(payload.last):
+                        fail(ErrorFlag.TRUNCATED)
+                        finish()
+            with m.State("CHECK"):
+                m.d.sync += checksum.eq(0)
+                with m.If(fault != 0):
+                    fail(ErrorFlag.DESCRIPTOR, Cat(fault, Const(0, 4), rule_number, desc.opcode))
+                    with m.If(tlast):
+                        finish()
+                    with m.Else():
+                        m.next = "DRAIN"
+                with m.Elif(desc.opcode == int(Opcode.END)):
+                    complete_command()
+                    with m.If(tlast):
+                        finish()
+                    with m.Else():
+                        m.next = "DRAIN"
+                with m.Elif(tlast):
+                    fail(ErrorFlag.TRUNCATED)
+                    finish()
+                with m.Else():
+                    for op, engine in engines.items():
+                        m.d.comb += engine.start.eq(desc.opcode == int(op))
+                    m.next = "EXEC"
+            with m.State("EXEC"):
+                m.d.comb += executing.eq(1)
+                with m.If(take & self.words_in.payload.last):
+                    # The stream ended inside a payload: abandon the command.
+                    m.d.comb += reset_engines.eq(1)
+                    fail(ErrorFlag.TRUNCATED)
+                    finish()
+                with m.Elif(~engine_busy):
+                    complete_command()
+                    m.d.sync += command_start.eq(self.cycles + 1)
+                    m.next = "FETCH"
+            with m.State("DRAIN"):
+                # Swallow the rest of a refused program so the sender's transfer completes.
+                m.d.comb += self.words_in.ready.eq(1)
+                with m.If(take & self.words_in.payload.last):
+                    finish()
+        return m
+
+    def _route(self, m: Module, engines: dict, running: dict, lif: LIFUnit, amem_rd, amem_wr) -> Signal:
+        """Connect the running engine to the shared memory ports, streams and the LIF unit.
+
+        Returns the signal flagging an activation access beyond the memory (suppressed)."""
+        cfg = self._config
+        depth = cfg.amem_depth
+        readers = [(running[op], e.rd) for op, e in engines.items() if "rd" in e.signature.members]
+        writers = [(running[op], e.wr) for op, e in engines.items() if "wr" in e.signature.members]
+        writers.append((running[Opcode.CONV] | running[Opcode.ATTENTION], lif.wr))
+
+        rd_addr, rd_en = Signal(32), Signal()
+        wr_addr, wr_en, wr_data = Signal(32), Signal(), Signal(cfg.timesteps)
+        for active, port in readers:
+            m.d.comb += port.data.eq(amem_rd.data)
+            with m.If(active):
+                m.d.comb += [rd_addr.eq(port.addr), rd_en.eq(port.en)]
+        for active, port in writers:
+            with m.If(active & port.en):
+                m.d.comb += [wr_addr.eq(port.addr), wr_en.eq(1), wr_data.eq(port.data)]
+        bad_read = rd_en & (rd_addr >= depth)
+        bad_write = wr_en & (wr_addr >= depth)
+        fault = Signal()
+        m.d.comb += [
+            fault.eq(bad_read | bad_write),
+            amem_rd.addr.eq(rd_addr[:len(amem_rd.addr)]),
+            amem_rd.en.eq(rd_en & ~bad_read),
+            amem_wr.addr.eq(wr_addr[:len(amem_wr.addr)]),
+            amem_wr.data.eq(wr_data),
+            amem_wr.en.eq(wr_en & ~bad_write),
+        ]
+
+        for op, engine in engines.items():
+            members = engine.signature.members
+            if "words_in" in members:
+                port = engine.words_in
+                m.d.comb += [port.valid.eq(self.words_in.valid & running[op]),
+                             port.payload.eq(self.words_in.payload)]
+                with m.If(running[op]):
+                    m.d.comb += self.words_in.ready.eq(port.ready)
+            if "words_out" in members:
+                port = engine.words_out
+                m.d.comb += port.ready.eq(self.words_out.ready & running[op])
+                with m.If(running[op]):
+                    m.d.comb += [self.words_out.valid.eq(port.valid), self.words_out.payload.eq(port.payload)]
+            if "lif_job" in members:
+                m.d.comb += engine.lif_idle.eq(lif.idle)
+                with m.If(running[op]):
+                    m.d.comb += [lif.job.valid.eq(engine.lif_job.valid),
+                                 lif.job.payload.eq(engine.lif_job.payload),
+                                 engine.lif_job.ready.eq(lif.job.ready)]
+        return fault

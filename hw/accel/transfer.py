@@ -1,0 +1,137 @@
+"""``LOAD`` and ``STORE``: move activation words between the streams and the activation memory.
+
+A stream word carries ``64 / T`` activation words, the lowest address in the lowest
+bits (:func:`hw.accel.program.words_to_stream`). Both engines move one activation word
+per cycle; ``STORE`` ends its packet with ``last`` (AXI4-Stream TLAST).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+
+from hw.accel.config import STREAM_BITS, AcceleratorConfig
+from hw.accel.loops import LoopNest, read_stage
+from hw.accel.ports import engine_members
+
+__all__ = ["LoadEngine", "StoreEngine"]
+
+
+class LoadEngine(wiring.Component):
+    """``LOAD``: ``count`` activation words from the input stream to ``dst``, one per cycle.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+
+    Attributes
+    ----------
+    start, desc, tmask, busy :
+        Engine control (:func:`hw.accel.ports.engine_members`).
+    wr : Out(amem_write_signature)
+        Activation-memory writes.
+    words_in : In(word_stream())
+        The payload words.
+    """
+
+    def __init__(self, config: AcceleratorConfig) -> None:
+        self._config = config
+        super().__init__(engine_members(config, write=True, words_in=True))
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        t = self._config.timesteps
+        per = STREAM_BITS // t
+        d = self.desc
+
+        index = Signal(32)                 # next activation word to write
+        sub = Signal(range(per))           # its slot in the buffered stream word
+        buffer = Signal(STREAM_BITS)
+        full = Signal()
+        final = Signal()
+        take = Signal()
+        m.d.comb += [
+            final.eq(index == d.count - 1),
+            # A new stream word may enter while the buffer's last slot is written.
+            self.words_in.ready.eq(self.busy & (~full | ((sub == per - 1) & ~final))),
+            take.eq(self.words_in.valid & self.words_in.ready),
+            self.wr.addr.eq(d.dst + index),
+            self.wr.en.eq(full),
+            self.wr.data.eq(buffer.word_select(sub, t)),
+        ]
+        with m.If(self.start):
+            m.d.sync += [self.busy.eq(1), index.eq(0), sub.eq(0), full.eq(0)]
+        with m.Elif(self.busy):
+            with m.If(full):
+                m.d.sync += [index.eq(index + 1), sub.eq(sub + 1)]
+                with m.If(final):
+                    m.d.sync += [self.busy.eq(0), full.eq(0)]
+                with m.Elif(sub == per - 1):
+                    m.d.sync += full.eq(0)
+            with m.If(take):
+                m.d.sync += [buffer.eq(self.words_in.payload.data), full.eq(1), sub.eq(0)]
+        return m
+
+
+class StoreEngine(wiring.Component):
+    """``STORE``: ``count`` activation words from ``src0`` to the output stream, one per cycle.
+
+    Attributes
+    ----------
+    start, desc, tmask, busy :
+        Engine control.
+    rd : Out(amem_read_signature)
+        Activation-memory reads.
+    words_out : Out(word_stream())
+        The packet; its final word has ``last`` set.
+    """
+
+    def __init__(self, config: AcceleratorConfig) -> None:
+        self._config = config
+        super().__init__(engine_members(config, read=True, words_out=True))
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        t = self._config.timesteps
+        per = STREAM_BITS // t
+        d = self.desc
+
+        m.submodules.loop = loop = LoopNest("store", [("i", 32)])
+        addr = loop.output("addr", 32, d.src0, {"i": 1})
+        m.d.comb += loop.count["i"].eq(d.count)
+
+        out = self.words_out
+        pack = Signal(STREAM_BITS)
+        slot = Signal(range(per))
+        stage = read_stage(m, name="store", active=loop.active, ready=~out.valid | out.ready,
+                           meta={"slot": slot, "final": loop.final})
+        m.d.comb += [
+            loop.start.eq(self.start),
+            loop.step.eq(loop.active & stage.advance),
+            self.rd.addr.eq(addr),
+            self.rd.en.eq(loop.active & stage.advance),
+        ]
+        with m.If(loop.active & stage.advance):
+            m.d.sync += slot.eq(slot + 1)  # wraps: per is a power of two
+
+        # The word that includes this cycle's activation word, in its slot.
+        merged = Signal(STREAM_BITS)
+        with m.Switch(stage.meta["slot"]):
+            for s in range(per):
+                with m.Case(s):
+                    m.d.comb += merged.eq(Cat(pack[:s * t], self.rd.data, pack[(s + 1) * t:]))
+        consume = stage.valid & (~out.valid | out.ready)
+        flush = consume & ((stage.meta["slot"] == per - 1) | stage.meta["final"])
+
+        with m.If(out.valid & out.ready):
+            m.d.sync += out.valid.eq(0)
+            with m.If(out.payload.last):
+                m.d.sync += self.busy.eq(0)
+        with m.If(consume):
+            m.d.sync += pack.eq(Mux(flush, 0, merged))
+        with m.If(flush):
+            m.d.sync += [out.valid.eq(1), out.payload.data.eq(merged), out.payload.last.eq(stage.meta["final"])]
+        with m.If(self.start):
+            m.d.sync += [self.busy.eq(1), slot.eq(0), pack.eq(0)]
+        return m
+

@@ -1,0 +1,238 @@
+"""Host driver on the board backend, against a fake Zynq (no board, no simulator).
+
+The fake (tests/host_fakes.py) models DDR with a CPU cache, the AXI DMA registers and
+the accelerator (running programs on the protocol emulator), so these tests check the
+driver's whole board path: buffer bookkeeping (allocate once, flush before send,
+invalidate after receive), packet handling, input validation, hardware identification,
+timeouts and recovery from error flags by reset.
+
+Every test runs with thin stand-ins for the pynq classes; the ``pynq`` flavour runs the
+same tests through the real ``pynq.Device`` / ``DefaultIP`` / ``DMA`` / ``allocate``
+when the optional ``pynq`` package is importable (not in the project's venv: it pins
+numpy 1.26; see docs/board.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from host_fakes import make_backend, pynq
+from intmodel_factory import random_input, random_int_model
+
+from hw.accel import regmap
+from hw.accel.compiler import compile_model
+from hw.accel.config import get_config
+from hw.accel.descriptors import DESC_WORDS, Opcode
+from host import packing
+from host.driver import STAGES, Driver
+from host.errors import (
+    AcceleratorFault,
+    DMAError,
+    DMATimeout,
+    DoneTimeout,
+    InputError,
+    ProgramMismatchError,
+)
+
+FLAVOURS = ["thin", pytest.param("pynq", marks=pytest.mark.skipif(pynq is None, reason="pynq not installed"))]
+CONFIG = get_config("sim")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_int_model(3, groupings=("temporal", "spatial"))
+
+
+@pytest.fixture(scope="module")
+def program(model):
+    return compile_model(model, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def traced(model):
+    return compile_model(model, CONFIG, trace=True)
+
+
+@pytest.fixture(params=FLAVOURS)
+def flavour(request) -> str:
+    return request.param
+
+
+def test_logits_and_bookkeeping(flavour, model, program) -> None:
+    backend, device = make_backend(flavour, CONFIG)
+    driver = Driver(backend, program)
+    x = random_input(model, 4, seed=1)
+    result = driver.run(x)
+    np.testing.assert_array_equal(result.logits, model.run(x)[0])
+    np.testing.assert_array_equal(result.predictions, model.run(x)[0].argmax(axis=1))
+    # The core's cycle counter reaches the result, one entry per sample.
+    assert result.cycles.shape == (4,) and (result.cycles == device.core.cycles).all()
+    assert set(result.times.seconds) == set(STAGES) and result.times.total > 0
+    # Two buffers for the whole batch; each sample's input is flushed before the DMA reads it
+    # (the driver flushes; pynq's send transfer flushes again) and its output invalidated once.
+    assert device.allocations == 2
+    assert device.invalidates == 4
+    assert 4 <= device.flushes <= 8
+    # What the DMA sent is exactly the program's stream.
+    for sent, sample in zip(device.sent, x, strict=True):
+        np.testing.assert_array_equal(sent, program.stream(sample))
+    driver.run(x[:1])
+    assert device.allocations == 2
+
+
+def test_traces_match_the_integer_model(flavour, model, traced) -> None:
+    backend, _ = make_backend(flavour, CONFIG)
+    x = random_input(model, 2, seed=4)
+    result = Driver(backend, traced).run(x, profile=True)
+    logits, trace = model.run(x, trace=True)
+    np.testing.assert_array_equal(result.logits, logits)
+    assert list(result.traces) == traced.trace_names
+    for name, value in result.traces.items():
+        np.testing.assert_array_equal(value, trace[name], err_msg=name)
+    assert result.profile.shape == (2, len(traced.commands))
+
+
+class SkipsFlush(Driver):
+    def copy_to_device(self, stream: np.ndarray) -> None:
+        self._buffers()[0].array[:stream.size] = stream
+
+
+class SkipsInvalidate(Driver):
+    def copy_from_device(self) -> np.ndarray:
+        return np.array(self._buffers()[1].array[:self.program.output_words], dtype=np.uint64)
+
+
+def test_missing_invalidate_reads_stale_words(model, program) -> None:
+    # Thin flavour only: pynq's own channel code flushes/invalidates on its own schedule.
+    backend, _ = make_backend("thin", CONFIG)
+    result = SkipsInvalidate(backend, program).run(random_input(model, 1, seed=2))
+    assert not np.array_equal(result.logits, model.run(random_input(model, 1, seed=2))[0])
+
+
+def test_missing_flush_is_caught_by_the_fake(model, program) -> None:
+    # The thin channel flushes before sending like pynq does, so the stream arrives intact;
+    # without that flush (a raw transfer) the core sees zeros and reports a bad descriptor.
+    backend, device = make_backend("thin", CONFIG)
+
+    def raw_transfer(array, start=0, nbytes=0):
+        backend.dma.mmio.write(0x18, array.physical_address + start)
+        backend.dma.mmio.write(0x28, nbytes)
+
+    backend.dma.sendchannel.transfer = raw_transfer
+    with pytest.raises(AcceleratorFault, match="DESCRIPTOR"):
+        SkipsFlush(backend, program).run(random_input(model, 1, seed=2))
+    assert device.core.soft_resets == 1
+
+
+# ---------------------------------------------------------------------- input validation
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda m: np.zeros((2, 9, 9)), r"shape \[2, 9, 9\]; the model takes"),
+    (lambda m: np.zeros((0, m.timesteps, *m.input_shape)), "empty"),
+    (lambda m: np.full((1, m.timesteps, *m.input_shape), 0.5), "must hold integers"),
+    (lambda m: np.full((1, m.timesteps, *m.input_shape), np.nan), "non-finite"),
+    (lambda m: np.full((1, m.timesteps, *m.input_shape), -1), r"outside \[0, 255\]"),
+    (lambda m: np.full((1, m.timesteps, *m.input_shape), 256), "quantize_input"),
+    (lambda m: np.full((1, m.timesteps, *m.input_shape), "a"), "integer dtype"),
+    (lambda m: np.zeros((1, *m.input_shape)), r"the model takes \[B, 3, 2, 6, 6\]"),  # event model: no static
+])
+def test_bad_inputs_are_rejected_before_any_transfer(model, program, make, match) -> None:
+    backend, device = make_backend("thin", CONFIG)
+    with pytest.raises(InputError, match=match):
+        Driver(backend, program).run(make(model))
+    assert device.core.starts == 0
+
+
+def test_static_images_are_repeated_over_time() -> None:
+    model = random_int_model(5, event=False)
+    program = compile_model(model, CONFIG)
+    x = random_input(model, 2, seed=3)[:, 0]
+    values = packing.validate_batch(x.astype(np.float32), program)
+    assert values.dtype == np.int64 and values.shape == x.shape
+    backend, _ = make_backend("thin", CONFIG)
+    np.testing.assert_array_equal(Driver(backend, program).run(x).logits, model.run(x)[0])
+
+
+# ---------------------------------------------------------------------- hardware identification
+def test_refuses_a_bitstream_of_another_configuration(program) -> None:
+    backend, _ = make_backend("thin", CONFIG, config_hash=CONFIG.config_hash ^ 1)
+    with pytest.raises(ProgramMismatchError, match="another configuration"):
+        Driver(backend, program)
+
+
+def test_refuses_an_address_without_the_accelerator(program) -> None:
+    backend, _ = make_backend("thin", CONFIG, ident=0)
+    with pytest.raises(ProgramMismatchError, match="no Spikeformer accelerator"):
+        Driver(backend, program)
+
+
+def test_refuses_a_stream_longer_than_the_dma_allows(program) -> None:
+    backend, _ = make_backend("thin", CONFIG)
+    backend.max_transfer_words = 100
+    with pytest.raises(ProgramMismatchError, match="c_sg_length_width"):
+        Driver(backend, program)
+
+
+# ---------------------------------------------------------------------- faults, timeouts, recovery
+def test_missing_output_times_out_resets_and_recovers(flavour, model, program) -> None:
+    backend, device = make_backend(flavour, CONFIG, mode="hang")
+    driver = Driver(backend, program, timeout_s=0.05)
+    x = random_input(model, 2, seed=6)
+    with pytest.raises(DMATimeout) as info:
+        driver.run(x)
+    assert info.value.stage == "receive" and info.value.sample == 0
+    assert info.value.status["STATUS"] & 1     # still BUSY when it gave up
+    assert device.core.soft_resets == 1 and not device.core.busy
+    device.core.mode = "normal"
+    np.testing.assert_array_equal(driver.run(x).logits, model.run(x)[0])
+
+
+def test_stuck_input_stream_times_out(model, program) -> None:
+    backend, device = make_backend("thin", CONFIG, mode="stall")
+    driver = Driver(backend, program, timeout_s=0.05)
+    with pytest.raises(DMATimeout, match="never completed"):
+        driver.run(random_input(model, 1, seed=6))
+    assert not device.mm2s.active  # the DMA reset aborted the transfer
+
+
+def test_done_that_never_comes(model, program, monkeypatch) -> None:
+    backend, device = make_backend("thin", CONFIG)
+    driver = Driver(backend, program, timeout_s=0.05)
+    real = device.core.read
+    monkeypatch.setattr(device.core, "read", lambda offset: real(offset) & ~2 if offset == 0x10 else real(offset))
+    with pytest.raises(DoneTimeout, match="DONE never came"):
+        driver.run(random_input(model, 1, seed=6))
+
+
+def test_error_flag_is_reported_and_cleared_by_reset(flavour, model, program) -> None:
+    backend, device = make_backend(flavour, CONFIG)
+    driver = Driver(backend, program)
+    x = random_input(model, 2, seed=8)
+    good = driver.pack(x)
+    bad = good.copy()
+    conv = DESC_WORDS + program.input_words(x[1]).size   # the first CONV descriptor follows the input load
+    assert program.commands[1].opcode == Opcode.CONV
+    bad[1, conv + 2] ^= np.uint64(1 << 40)   # second sample: break that descriptor's checksum
+    driver.pack = lambda _: bad              # type: ignore[method-assign]
+    with pytest.raises(AcceleratorFault) as info:
+        driver.run(x)
+    fault = info.value
+    assert fault.sample == 1 and fault.flags == regmap.ErrorFlag.DESCRIPTOR
+    assert fault.command == 1 and fault.command_name == program.commands[1].name
+    assert "CHECKSUM" in str(fault) and "reset" in str(fault)
+    assert device.core.soft_resets == 1 and driver.status()["ERROR"] == 0
+    driver.pack = lambda _: good             # type: ignore[method-assign]
+    np.testing.assert_array_equal(driver.run(x).logits, model.run(x)[0])
+
+
+def test_packet_longer_than_the_program_says(flavour, model, program) -> None:
+    backend, _ = make_backend(flavour, CONFIG, mode="long_packet")
+    with pytest.raises(DMAError, match="DMAIntErr"):
+        Driver(backend, program).run(random_input(model, 1, seed=9))
+
+
+def test_constructor_checks(program) -> None:
+    backend, _ = make_backend("thin", CONFIG)
+    with pytest.raises(TypeError, match="Backend"):
+        Driver(object(), program)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout_s"):
+        Driver(backend, program, timeout_s=0)
