@@ -154,11 +154,17 @@ def _charge_(buf: torch.Tensor, tau: float, decay: torch.Tensor | None) -> torch
     return buf.div_(tau) if decay is None else buf.mul_(decay)
 
 
-_BLOCK_ELEMENTS = 1 << 16  # values per time block: a few such buffers fit a CPU's L2 cache
+_BLOCK_ELEMENTS = 1 << 16  # CPU: values per time block; a few such buffers fit in L2 cache
 
 
-def _time_blocks(steps: int, per_step: int) -> list[tuple[int, int]]:
-    """Split ``range(steps)`` into runs ``[t0, t1)`` of about ``_BLOCK_ELEMENTS`` values (>= 1 step)."""
+def _time_blocks(steps: int, per_step: int, device: torch.device) -> list[tuple[int, int]]:
+    """Split ``range(steps)`` into runs ``[t0, t1)`` of about ``_BLOCK_ELEMENTS`` values (>= 1 step).
+
+    Accelerators take all steps in one block: they have no cache to fit, and fewer
+    (larger) kernel launches are what makes them fast.
+    """
+    if device.type != "cpu":
+        return [(0, steps)]
     length = max(1, min(steps, _BLOCK_ELEMENTS // max(per_step, 1)))
     return [(t0, min(t0 + length, steps)) for t0 in range(0, steps, length)]
 
@@ -205,7 +211,7 @@ class FusedLIF(torch.autograd.Function):
         v = torch.zeros_like(x32[0])
         spike = torch.empty_like(v) if liaf else None
         blocks: list[torch.Tensor] = []
-        for t0, t1 in _time_blocks(*x32.shape):
+        for t0, t1 in _time_blocks(*x32.shape, x32.device):
             h = torch.empty_like(x32[t0:t1])
             for t in range(t0, t1):
                 h_t = h[t - t0]
@@ -236,11 +242,12 @@ class FusedLIF(torch.autograd.Function):
         # grad_x[t] holds dL/dH[t] / scale until step t is finished, then dL/dX[t]: the
         # constant factor `scale` of the surrogate derivative is applied when finishing.
         scale = 1.0 if liaf else (alpha if surrogate == "sigmoid" else alpha / 2)
-        leak = 1.0 - (1.0 / tau if gate is None else float(gate))  # dH[t+1]/dV[t]
-        to_x = scale / tau if gate is None else scale * float(gate)  # dH/dX, times scale
+        # dH[t+1]/dV[t] and dH/dX (times scale); tensors for PLIF, so a GPU never waits on .item().
+        leak = 1.0 - 1.0 / tau if gate is None else 1.0 - gate
+        to_x = scale / tau if gate is None else gate * scale
         grad_x = torch.empty_like(g)
         grad_gate = torch.zeros((), dtype=torch.float32, device=g.device) if learn_decay else None
-        ranges = _time_blocks(steps, g.shape[1])
+        ranges = _time_blocks(steps, g.shape[1], g.device)
         for (t0, t1), h in zip(reversed(ranges), reversed(blocks), strict=True):
             gh = grad_x[t0:t1]
             if liaf:
@@ -255,8 +262,9 @@ class FusedLIF(torch.autograd.Function):
             torch.lt(h, v_threshold, out=coupling)  # dV[t]/dH[t] = 1 - S[t] (detached reset)
             if not detach_reset:
                 coupling.sub_(h * surrogate_derivative(h - v_threshold, surrogate, alpha))
+            coupling.mul_(leak)
             for t in range(min(t1, steps - 1) - 1, t0 - 1, -1):
-                grad_x[t].addcmul_(coupling[t - t0], grad_x[t + 1], value=leak)
+                grad_x[t].addcmul_(coupling[t - t0], grad_x[t + 1])
             # Steps t0+1 .. t1 are complete now (t0 still feeds the block before).
             hi = min(t1 + 1, steps)
             _finish(grad_x, t0 + 1, hi, h[: hi - t0 - 1], x32, grad_gate, v_threshold, to_x)
@@ -268,7 +276,7 @@ class FusedLIF(torch.autograd.Function):
 
 
 def _finish(grad_x: torch.Tensor, lo: int, hi: int, h_prev: torch.Tensor | None, x32: torch.Tensor | None,
-            grad_gate: torch.Tensor | None, v_threshold: float, to_x: float) -> None:
+            grad_gate: torch.Tensor | None, v_threshold: float, to_x: float | torch.Tensor) -> None:
     """Turn steps ``lo .. hi-1`` from scaled dL/dH into dL/dX; accumulate the PLIF gate's gradient.
 
     ``h_prev`` holds ``H`` of steps ``lo-1 .. hi-2`` (``None`` when ``lo == 0``).

@@ -129,6 +129,7 @@ _IMAGENET = Recipe(
     warmup_epochs=5,
     sched="cosine",
     label_smoothing=0.1,
+    augment=True,  # RandomResizedCrop, flip, AutoAugment, RandomErasing 0.25 (golden/data/static.py)
     timesteps=4,
 )
 

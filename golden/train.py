@@ -99,10 +99,11 @@ def _check_model_fits_data(model: nn.Module, cfg: TrainConfig) -> None:
             f"pass --set num_classes={info.num_classes}"
         )
     channels = getattr(mcfg, "in_channels", info.shape[0])
-    if channels != info.shape[0]:
+    size = getattr(mcfg, "img_size", info.shape[1])
+    if channels != info.shape[0] or size != info.shape[1]:
         raise ValueError(
-            f"preset {cfg.preset!r} takes {channels} input channels but dataset {cfg.data!r} gives "
-            f"{info.shape[0]} (sample shape {info.shape})"
+            f"preset {cfg.preset!r} takes {channels}x{size}x{size} inputs but dataset {cfg.data!r} gives "
+            f"{'x'.join(map(str, info.shape))}; pick the matching preset or pass --set in_channels=/img_size="
         )
 
 

@@ -148,7 +148,8 @@ class Driver:
         if not isinstance(backend, Backend):
             raise TypeError(f"Driver backend must be a host.backends.Backend, not {type(backend).__name__}")
         if not isinstance(program, Program):
-            raise TypeError(f"Driver program must be a hw.accel.program.Program, not {type(program).__name__}")
+            raise TypeError(f"Driver program must be a hw.accel.program.Program, not "
+                            f"{type(program).__name__}")
         if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                                       or not timeout_s > 0):
             raise ValueError(f"Driver timeout_s must be a positive number of seconds, not {timeout_s!r}")
@@ -214,8 +215,9 @@ class Driver:
             raise ProgramMismatchError(f"register ID reads {info.ident:#010x}, not {regmap.ACCEL_ID:#010x}: "
                                        f"no Spikeformer accelerator at this address")
         if info.version[0] != regmap.VERSION[0]:
-            raise ProgramMismatchError(f"accelerator register map version {info.version[0]}.{info.version[1]}, "
-                                       f"this driver speaks {regmap.VERSION[0]}.x")
+            major, minor = info.version
+            raise ProgramMismatchError(f"accelerator register map version {major}.{minor}, this driver "
+                                       f"speaks {regmap.VERSION[0]}.x")
         cfg = self.program.config
         if info.config_hash != cfg.config_hash:
             raise ProgramMismatchError(
@@ -271,7 +273,8 @@ class Driver:
         backend.start_send(ibuf, self.input_words)
         for index, packet in enumerate(self.packets):
             state = self._wait(lambda: backend.receive_state(), "receive", sample,
-                               f"output packet {packet.name!r} ({packet.words} words) never completed (no TLAST)",
+                               f"output packet {packet.name!r} ({packet.words} words) never completed "
+                               f"(no TLAST)",
                                DMATimeout)
             if state.received != packet.words:
                 self.reset()

@@ -82,10 +82,11 @@ def validate_batch(x: Any, program: Program) -> np.ndarray:
         fractional = array != np.round(array)
         if fractional.any():
             index = _first(fractional)
-            raise InputError(f"input batch must hold integers (pixels or event counts); value {array[index]!r} "
-                             f"at index {index}")
+            raise InputError(f"input batch must hold integers (pixels or event counts); value "
+                             f"{array[index]!r} at index {index}")
     elif array.dtype.kind not in "iub":
-        raise InputError(f"input batch must have an integer dtype (or integer-valued floats), not {array.dtype}")
+        raise InputError(f"input batch must have an integer dtype (or integer-valued floats), not "
+                         f"{array.dtype}")
     values = array.astype(np.int64)
     limit = (1 << program.input_planes) - 1
     bad = (values < 0) | (values > limit)

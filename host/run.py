@@ -51,9 +51,9 @@ def load_samples(export: Any, count: int, data_root: Path | None) -> Samples:
             raise ValueError(f"export {export.path} stores no test vectors; pass --data-root to draw samples "
                              f"from the dataset")
         if count > vectors.count:
-            raise ValueError(f"export {export.path} stores {vectors.count} test vectors, fewer than --samples "
-                             f"{count}; pass --data-root to draw them from the dataset, or re-export with "
-                             f"`python -m golden.quantize ... --samples {count}`")
+            raise ValueError(f"export {export.path} stores {vectors.count} test vectors, fewer than "
+                             f"--samples {count}; pass --data-root to draw them from the dataset, or "
+                             f"re-export with `python -m golden.quantize ... --samples {count}`")
         return Samples(vectors.inputs[:count], vectors.labels[:count], vectors.logits[:count],
                        f"the export's test vectors ({count} of {vectors.count})")
     from golden.data import build_dataset
@@ -97,14 +97,16 @@ def _report(args: argparse.Namespace, export: Any, cfg: Any, samples: Samples, r
     cycles = result.cycles.astype(np.float64)
     mean_cycles = float(cycles.mean())
     return {
-        "export": str(args.export), "preset": export.model.preset, "backend": args.backend, "config": cfg.name,
+        "export": str(args.export), "preset": export.model.preset, "backend": args.backend,
+        "config": cfg.name,
         "samples": report.samples, "source": samples.source,
         "accuracy": float((result.predictions == samples.labels).mean() * 100),
         "reference_accuracy": float((report.reference.argmax(axis=1) == samples.labels).mean() * 100),
         "bit_exact": report.exact, "differing_samples": report.differing,
         "first_mismatch": None if report.mismatch is None else str(report.mismatch),
         "cycles_mean": mean_cycles, "cycles_min": int(cycles.min()), "cycles_max": int(cycles.max()),
-        "clock_mhz": args.clock_mhz, "fps": args.clock_mhz * 1e6 / mean_cycles if mean_cycles else float("nan"),
+        "clock_mhz": args.clock_mhz,
+        "fps": args.clock_mhz * 1e6 / mean_cycles if mean_cycles else float("nan"),
         "peak_synaptic_ops_per_cycle": cfg.peak_synaptic_ops,
         "stage_seconds": dict(result.times.seconds),
     }

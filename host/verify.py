@@ -103,7 +103,8 @@ def _to_layer_mismatch(m: Mismatch, samples: list[int]) -> LayerMismatch:
 
 
 def first_layer_mismatch(backend: Backend, model: IntModel, x: np.ndarray, *, config: Any,
-                         samples: list[int] | None = None, timeout_s: float | None = None) -> LayerMismatch | None:
+                         samples: list[int] | None = None,
+                         timeout_s: float | None = None) -> LayerMismatch | None:
     """Run ``x`` with a traced program and return the first op that differs from ``model`` (or ``None``).
 
     ``samples`` are the batch indices of ``x`` in the caller's numbering (for the report).

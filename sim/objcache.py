@@ -1,13 +1,19 @@
-"""Compiler wrapper that caches the Verilator and cocotb run-time objects between builds.
+"""Compiler wrapper that caches Verilator's design-independent run-time objects between builds.
 
 Verilator's generated makefile accepts a command prefix ``OBJCACHE`` for every
 compile (``$(OBJCACHE) $(CXX) ...``). Each simulator build recompiles the same
-design-independent run-time library (``verilated.cpp``, ``verilated_vpi.cpp``,
-cocotb's ``verilator.cpp``, ...): about 20 s of CPU per build, against a few
-seconds for a small design. This wrapper serves those objects from a cache keyed
-by the exact compile command, the compiler binary and the source's content, so
-only the first build per flag set pays for them. Design sources (those inside the
-build directory) always compile normally.
+run-time library (``verilated.cpp``, ``verilated_vpi.cpp``, ...): about 20 s of CPU per
+build, against a few seconds for a small design. This wrapper serves those objects
+from a cache, in the manner of ccache's direct mode:
+
+* only a single-source compile of a file outside the build directory is a
+  candidate, and it is stored only if the dependency file written by ``-MMD`` lists
+  no file inside the build directory. cocotb's ``verilator.cpp`` includes the
+  design's ``Vtop.h`` (whose class size depends on the design's ports), so it is
+  never cached; the ``verilated*.cpp`` library is;
+* the key is the exact command (output name aside), the compiler binary and the
+  source text; an entry also records the content hash of every header it was built
+  from, and is used only while all of them are unchanged.
 
 It runs as a script (``python objcache.py CXX ARGS...``), imports nothing from the
 project and uses only the standard library, so its start-up stays cheap.
@@ -18,6 +24,7 @@ it is unset the wrapper simply runs the compiler.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["CACHE_DIR_ENV", "cache_key", "main"]
+__all__ = ["CACHE_DIR_ENV", "cache_key", "dependencies", "main"]
 
 #: Environment variable naming the cache directory.
 CACHE_DIR_ENV = "SIM_OBJCACHE_DIR"
@@ -48,8 +55,12 @@ def _parse(args: list[str]) -> tuple[Path | None, Path | None]:
     return source, output
 
 
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def cache_key(args: list[str], source: Path, output: Path) -> str:
-    """Hash of everything that decides the object: command, compiler binary, source text.
+    """Hash of the command, the compiler binary and the source text.
 
     The output name is replaced by a placeholder so the same compile in another
     build directory hits the same entry.
@@ -64,14 +75,42 @@ def cache_key(args: list[str], source: Path, output: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _is_runtime_source(source: Path) -> bool:
-    # Design files live in the build (current) directory; everything compiled from
-    # elsewhere is the simulator's or cocotb's fixed run-time library.
+def dependencies(dep_file: Path) -> list[Path]:
+    """Prerequisites listed in a make dependency file written by ``-MMD`` (target excluded)."""
+    words = dep_file.read_text().replace("\\\n", " ").split()
+    return [Path(word) for word in words if not word.endswith(":")]
+
+
+def _inside(path: Path, directory: Path) -> bool:
     try:
-        source.resolve().relative_to(Path.cwd().resolve())
+        (directory / path).resolve().relative_to(directory.resolve())
     except ValueError:
-        return source.is_absolute()
-    return False
+        return False
+    return True
+
+
+def _store(entry: Path, output: Path, deps: list[Path]) -> None:
+    # Write under temporary names and rename: parallel builds (pytest-xdist) may fill
+    # the same entry at once, and a reader must never see half a file. The object is
+    # renamed last, so an entry that has an object has its dependency record.
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    record = json.dumps([[str(dep.resolve()), _file_hash(dep)] for dep in deps])
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(record)
+    os.replace(tmp, entry.with_suffix(".deps"))
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name, suffix=".tmp")
+    os.close(fd)
+    shutil.copyfile(output, tmp)
+    os.replace(tmp, entry.with_suffix(".o"))
+
+
+def _valid(entry: Path) -> bool:
+    try:
+        record = json.loads(entry.with_suffix(".deps").read_text())
+        return entry.with_suffix(".o").is_file() and all(_file_hash(Path(p)) == h for p, h in record)
+    except (OSError, ValueError):
+        return False
 
 
 def main(argv: list[str]) -> int:
@@ -81,28 +120,21 @@ def main(argv: list[str]) -> int:
         return 2
     cache_dir = os.environ.get(CACHE_DIR_ENV)
     source, output = _parse(argv)
-    if not cache_dir or source is None or output is None or not _is_runtime_source(source):
+    build_dir = Path.cwd()
+    if not cache_dir or source is None or output is None or _inside(source, build_dir) \
+            or "-MMD" not in argv:
         return subprocess.call(argv)
 
     entry = Path(cache_dir) / cache_key(argv, source, output)
-    dep = output.with_suffix(".d")
-    if entry.with_suffix(".o").is_file():
+    if _valid(entry):
         shutil.copyfile(entry.with_suffix(".o"), output)
-        if entry.with_suffix(".d").is_file() and "-MMD" in argv:
-            shutil.copyfile(entry.with_suffix(".d"), dep)
         return 0
-
     status = subprocess.call(argv)
-    if status == 0 and output.is_file():
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        # Write under a temporary name and rename: parallel builds (pytest-xdist)
-        # may fill the same entry at once, and a reader must never see half a file.
-        for produced, suffix in ((output, ".o"), (dep, ".d")):
-            if produced.is_file():
-                fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name, suffix=".tmp")
-                os.close(fd)
-                shutil.copyfile(produced, tmp)
-                os.replace(tmp, entry.with_suffix(suffix))
+    dep_file = output.with_suffix(".d")
+    if status == 0 and output.is_file() and dep_file.is_file():
+        deps = dependencies(dep_file)
+        if not any(_inside(dep, build_dir) for dep in deps):
+            _store(entry, output, deps)
     return status
 
 

@@ -31,12 +31,11 @@ from cocotb_tools.runner import Verilator
 
 from sim import objcache
 from sim.lint import write_waivers
-from sim.tools import ToolNotFoundError, verilator_environment, verilator_executable
+from sim.tools import ToolNotFoundError, check_fst_headers, verilator_environment, verilator_executable
 
 __all__ = [
-    "SimulationError",
-    "ToolNotFoundError",
     "SimResult",
+    "SimulationError",
     "ToolNotFoundError",
     "build",
     "run",
@@ -135,6 +134,8 @@ def build(sources: Sequence[Path], *, toplevel: str, build_dir: Path, waves: boo
         if not Path(source).is_file():
             raise FileNotFoundError(f"Verilog source {source} does not exist")
     waves = waves_requested() if waves is None else waves
+    if waves:
+        check_fst_headers()
     runner = _WheelVerilator(objcache_dir=objcache_dir)
     waivers = write_waivers(Path(build_dir))
     args = ["-Wall"] + (["--trace-fst"] if waves else [])

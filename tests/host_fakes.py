@@ -47,19 +47,36 @@ except ImportError:
 
 
 # ---------------------------------------------------------------------- the accelerator
+class FaultyEmulator(Emulator):
+    """The emulator with every output spike of the ``corrupt_conv``-th CONV command inverted."""
+
+    def __init__(self, config: AcceleratorConfig, corrupt_conv: int | None) -> None:
+        super().__init__(config)
+        self.corrupt_conv = corrupt_conv
+
+    def _op_conv(self, d: Any, words: Any, out: list[int]) -> None:
+        super()._op_conv(d, words, out)
+        convs = sum(e.opcode == Opcode.CONV for e in self.executed)
+        if self.corrupt_conv is not None and convs == self.corrupt_conv + 1:
+            count = d.out_h * d.out_w * d.out_c
+            mask = np.uint64((1 << d.timesteps) - 1)
+            self.amem[d.dst:d.dst + count] ^= mask
+
+
 class FakeCore:
     """Register file and behaviour of the accelerator; ``mode`` injects faults.
 
     ``"normal"``; ``"hang"`` (takes the stream, never signals DONE); ``"stall"`` (never
     takes the stream); ``"long_packet"`` (sends one word more than the program says).
+    ``corrupt_conv=k`` inverts the spikes the k-th CONV command writes (a wrong layer).
     """
 
     def __init__(self, config: AcceleratorConfig, *, mode: str = "normal", config_hash: int | None = None,
-                 ident: int = regmap.ACCEL_ID) -> None:
+                 ident: int = regmap.ACCEL_ID, corrupt_conv: int | None = None) -> None:
         self.cfg, self.mode = config, mode
         self.config_hash = config.config_hash if config_hash is None else config_hash
         self.ident = ident
-        self.emulator = Emulator(config)
+        self.emulator = FaultyEmulator(config, corrupt_conv)
         self.starts = 0
         self.soft_resets = 0
         self._clear()

@@ -19,10 +19,6 @@ import pytest
 from host_fakes import make_backend, pynq
 from intmodel_factory import random_input, random_int_model
 
-from hw.accel import regmap
-from hw.accel.compiler import compile_model
-from hw.accel.config import get_config
-from hw.accel.descriptors import DESC_WORDS, Opcode
 from host import packing
 from host.driver import STAGES, Driver
 from host.errors import (
@@ -33,6 +29,10 @@ from host.errors import (
     InputError,
     ProgramMismatchError,
 )
+from hw.accel import regmap
+from hw.accel.compiler import compile_model
+from hw.accel.config import get_config
+from hw.accel.descriptors import DESC_WORDS, Opcode
 
 FLAVOURS = ["thin", pytest.param("pynq", marks=pytest.mark.skipif(pynq is None, reason="pynq not installed"))]
 CONFIG = get_config("sim")
@@ -198,7 +198,10 @@ def test_done_that_never_comes(model, program, monkeypatch) -> None:
     backend, device = make_backend("thin", CONFIG)
     driver = Driver(backend, program, timeout_s=0.05)
     real = device.core.read
-    monkeypatch.setattr(device.core, "read", lambda offset: real(offset) & ~2 if offset == 0x10 else real(offset))
+    shift, mask = regmap.field_mask("STATUS", "DONE")
+    status = regmap.offset("STATUS")
+    monkeypatch.setattr(device.core, "read",
+                        lambda offset: real(offset) & ~(mask << shift) if offset == status else real(offset))
     with pytest.raises(DoneTimeout, match="DONE never came"):
         driver.run(random_input(model, 1, seed=6))
 

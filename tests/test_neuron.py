@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+import golden.neuron as neuron
 from golden.neuron import BACKENDS, LIFNode, lif_step, set_backend
 
 
@@ -116,6 +117,32 @@ def test_matches_reference(kwargs: dict, shape: tuple[int, ...], backend: str) -
         (gw,) = torch.autograd.grad(out, node.w, grad)
         (gw_ref,) = torch.autograd.grad(ref, w, grad)
         torch.testing.assert_close(gw, gw_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("block_elements", [1, 40, 100, 1 << 30])
+@pytest.mark.parametrize("kwargs", [{}, {"learnable_tau": True}, {"liaf": True, "detach_reset": False}],
+                         ids=["lif", "plif", "liaf-no-detach"])
+def test_time_blocking_is_invisible(kwargs: dict, block_elements: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fused backend cuts time into blocks by size (one step, several, a ragged last
+    # block, everything at once); none of that may change the result.
+    monkeypatch.setattr(neuron, "_BLOCK_ELEMENTS", block_elements)
+    x = _inputs((16, 1, 33), seed=11).requires_grad_()
+    node = LIFNode(**kwargs)
+    w = None
+    if node.learnable_tau:
+        w = torch.tensor(0.0, requires_grad=True)
+    out = node(x)
+    ref = _reference_for(node, x, w)
+    assert torch.equal(out, ref)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(8))
+    out.backward(grad)
+    gx = x.grad.clone()
+    x.grad = None
+    ref.backward(grad)
+    torch.testing.assert_close(gx, x.grad, rtol=1e-5, atol=1e-6)
+    if w is not None:
+        torch.testing.assert_close(node.w.grad, w.grad, rtol=1e-4, atol=1e-5)
 
 
 def test_hand_computed_trace() -> None:

@@ -151,7 +151,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def start_send(self, buffer: Buffer, words: int) -> None:
-        """Start streaming ``buffer.array[:words]`` (as the device sees it) into ``s_axis``; TLAST on the last."""
+        """Start streaming ``buffer``'s first ``words`` (as memory holds them) into ``s_axis``, TLAST last."""
 
     @abc.abstractmethod
     def start_receive(self, buffer: Buffer, offset: int, words: int) -> None:

@@ -80,7 +80,8 @@ class SimBackend(Backend):
     name = "sim"
 
     def __init__(self, *, verilog: Path, toplevel: str, build_dir: Path, clock_mhz: float = 100.0,
-                 waves: bool = False, start_timeout_s: float = 600.0, request_timeout_s: float = 600.0) -> None:
+                 waves: bool = False, start_timeout_s: float = 600.0,
+                 request_timeout_s: float = 600.0) -> None:
         from sim import runner
         from sim.tools import ToolNotFoundError
 

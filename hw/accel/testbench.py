@@ -114,7 +114,8 @@ def run_core(config: AcceleratorConfig, stream: Sequence[int] | np.ndarray, *, m
             if done and cycle > 2:
                 break
         else:
-            raise CoreTimeout(f"done did not rise within {max_cycles} cycles ({len(out)} output words)")
+            raise CoreTimeout(f"done did not rise within {max_cycles} cycles: {ctx.get(dut.commands)} "
+                              f"command(s) completed, {len(out)} output words")
         commands = ctx.get(dut.commands)
         profile = []
         for i in range(min(commands, config.profile_depth)):

@@ -1,0 +1,34 @@
+# Board targets; included by the top Makefile, which defines PY (the venv's python), BUILD,
+# EXPORT and the `setup` target.
+#
+#   make bitstream                 Verilog of the accelerator + Vivado batch flow (board/bitstream.tcl)
+#                                  -> $(BOARD_OUT)/spikeformer.bit + spikeformer.hwh; needs `vivado`
+#                                  on PATH and stops at once without it
+#     ACCEL_CONFIG=pynq-z2         accelerator configuration (hw.accel.config presets)
+#     CLOCK_MHZ=100                fabric clock
+#     VIVADO_JOBS=4                parallel implementation jobs
+#   make deploy BOARD=user@host    copy overlay, driver and export to a PYNQ board over ssh and run
+#                                  `python -m host.run --backend pynq` there (docs/board.md)
+#     DEPLOY_EXPORT=dir            export directory (default $(EXPORT)/export, what `make export` writes)
+#     BOARD_DIR=spikeformer        directory on the board
+#     SAMPLES=32                   samples to run
+
+BOARD_OUT ?= $(BUILD)/board
+ACCEL_CONFIG ?= pynq-z2
+CLOCK_MHZ ?= 100
+VIVADO_JOBS ?= 4
+DEPLOY_EXPORT ?= $(EXPORT)/export
+BOARD_DIR ?= spikeformer
+SAMPLES ?= 32
+
+.PHONY: bitstream deploy
+
+bitstream: setup
+	$(PY) -m host.bitstream --config $(ACCEL_CONFIG) --clock-mhz $(CLOCK_MHZ) --jobs $(VIVADO_JOBS) \
+	  --out $(BOARD_OUT)
+
+deploy: setup
+	@test -n "$(BOARD)" || { echo "usage: make deploy BOARD=<user@board-host> [DEPLOY_EXPORT=dir]" >&2; exit 2; }
+	$(PY) -m host.deploy --board $(BOARD) --export $(DEPLOY_EXPORT) --overlay-dir $(BOARD_OUT) \
+	  --stage $(BUILD)/deploy --board-dir $(BOARD_DIR) --config $(ACCEL_CONFIG) --samples $(SAMPLES) \
+	  --clock-mhz $(CLOCK_MHZ)
