@@ -27,13 +27,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import load_model
 from .distributed import DistContext, resolve_device
 from .engine import Amp, evaluate
 from .firing import lif_layers, pick_layers, record_raster
 from .loaders import eval_loader, limit_dataset
 from .plots import plot_firing_rates, plot_raster
-from .runlog import write_json
+from .runlog import USER_ERRORS, print_user_error, write_json
 
 __all__ = ["build_parser", "run", "main"]
 
@@ -184,12 +184,11 @@ def _print(console: Console, summary: dict[str, Any], neurons: Sequence[int], ou
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: returns the process exit status (2 for a bad checkpoint)."""
+    """Console entry point: returns the process exit status (2 for a bad checkpoint or request)."""
     try:
         run(argv)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:  # CheckpointError is a ValueError
+        return print_user_error(exc, prog="golden.eval")
     return 0
 
 

@@ -210,13 +210,18 @@ class FusedLIF(torch.autograd.Function):
         out = torch.empty_like(x32)
         v = torch.zeros_like(x32[0])
         spike = torch.empty_like(v) if liaf else None
+        # tau = 2**k: V + (X - V) * 2**-k in one op; exact, because scaling by 2**-k does not round.
+        shift_charge = gate is None and math.frexp(tau)[0] == 0.5
         blocks: list[torch.Tensor] = []
         for t0, t1 in _time_blocks(*x32.shape, x32.device):
             h = torch.empty_like(x32[t0:t1])
             for t in range(t0, t1):
                 h_t = h[t - t0]
                 torch.sub(x32[t], v, out=h_t)
-                _charge_(h_t, tau, gate).add_(v)
+                if shift_charge:
+                    torch.add(v, h_t, alpha=1.0 / tau, out=h_t)
+                else:
+                    _charge_(h_t, tau, gate).add_(v)
                 s_t = spike if spike is not None else out[t]
                 torch.ge(h_t, v_threshold, out=s_t)
                 torch.addcmul(h_t, h_t, s_t, value=-1.0, out=v)  # H (1 - S), exact for S in {0, 1}
@@ -248,23 +253,26 @@ class FusedLIF(torch.autograd.Function):
         grad_x = torch.empty_like(g)
         grad_gate = torch.zeros((), dtype=torch.float32, device=g.device) if learn_decay else None
         ranges = _time_blocks(steps, g.shape[1], g.device)
+        # Scratch reused by every block (fresh buffers per block would fault in new pages).
+        u_buf, c_buf = torch.empty_like(blocks[0]), torch.empty_like(blocks[0])
         for (t0, t1), h in zip(reversed(ranges), reversed(blocks), strict=True):
-            gh = grad_x[t0:t1]
+            gh, u, coupling = grad_x[t0:t1], u_buf[: t1 - t0], c_buf[: t1 - t0]
             if liaf:
                 torch.gt(h, 0.0, out=gh).mul_(g[t0:t1])
             elif surrogate == "sigmoid":  # dL/dS * sigmoid'(alpha u) / alpha
-                u = torch.sub(h, v_threshold).mul_(alpha).sigmoid_()
+                torch.sub(h, v_threshold, out=u).mul_(alpha).sigmoid_()
                 torch.ops.aten.sigmoid_backward.grad_input(g[t0:t1], u, grad_input=gh)
             else:  # dL/dS / (1 + (pi/2 alpha u)^2)
-                u = torch.sub(h, v_threshold).mul_(math.pi / 2 * alpha).square_().add_(1.0)
+                torch.sub(h, v_threshold, out=u).mul_(math.pi / 2 * alpha).square_().add_(1.0)
                 torch.div(g[t0:t1], u, out=gh)
-            coupling = torch.empty_like(h)
             torch.lt(h, v_threshold, out=coupling)  # dV[t]/dH[t] = 1 - S[t] (detached reset)
             if not detach_reset:
                 coupling.sub_(h * surrogate_derivative(h - v_threshold, surrogate, alpha))
-            coupling.mul_(leak)
+            if isinstance(leak, torch.Tensor):
+                coupling.mul_(leak)
             for t in range(min(t1, steps - 1) - 1, t0 - 1, -1):
-                grad_x[t].addcmul_(coupling[t - t0], grad_x[t + 1])
+                grad_x[t].addcmul_(coupling[t - t0], grad_x[t + 1],
+                                   value=1.0 if isinstance(leak, torch.Tensor) else leak)
             # Steps t0+1 .. t1 are complete now (t0 still feeds the block before).
             hi = min(t1 + 1, steps)
             _finish(grad_x, t0 + 1, hi, h[: hi - t0 - 1], x32, grad_gate, v_threshold, to_x)

@@ -53,6 +53,8 @@ class Recipe:
         Ask the dataset for its training augmentation (``build_dataset(..., augment=True)``).
     clip_grad:
         Max global gradient norm, 0 = no clipping.
+    sync_bn:
+        Synchronise BatchNorm statistics over GPUs in data-parallel runs.
     timesteps:
         ``T``; ``None`` keeps the preset's own.
     model_overrides, data_kwargs:
@@ -77,6 +79,7 @@ class Recipe:
     cutmix: float = 0.0
     augment: bool = False
     clip_grad: float = 0.0
+    sync_bn: bool = False
     timesteps: int | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     data_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +133,7 @@ _IMAGENET = Recipe(
     sched="cosine",
     label_smoothing=0.1,
     augment=True,  # RandomResizedCrop, flip, AutoAugment, RandomErasing 0.25 (golden/data/static.py)
+    sync_bn=True,
     timesteps=4,
 )
 

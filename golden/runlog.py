@@ -18,12 +18,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["setup_logging", "write_metrics", "write_json", "TIME_KEYS"]
+__all__ = ["setup_logging", "write_metrics", "write_json", "TIME_KEYS", "USER_ERRORS", "print_user_error"]
 
 PathLike = str | os.PathLike[str]
 
 # Wall-clock fields: the only metrics that differ between a resumed and a straight run.
 TIME_KEYS = ("epoch_time_s", "elapsed_s")
+
+# Errors that mean "the request was wrong" (bad option, unknown preset, missing or corrupt
+# file): the command-line tools print their message instead of a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, FileNotFoundError)
+
+
+def print_user_error(exc: BaseException, *, prog: str) -> int:
+    """Print ``prog: error: message`` to stderr and return the exit status 2 (argparse's)."""
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def setup_logging(

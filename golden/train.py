@@ -49,7 +49,7 @@ from .firing import FiringStats
 from .loaders import build_datasets, epoch_seed, eval_loader, train_loader
 from .mixing import Mixer
 from .plots import plot_firing_rates, plot_training_curves
-from .runlog import setup_logging, write_json, write_metrics
+from .runlog import USER_ERRORS, print_user_error, setup_logging, write_json, write_metrics
 from .train_config import (
     AMP_DTYPES,
     CHECKPOINT_NAME,
@@ -151,6 +151,8 @@ class _Trainer:
         self.n_params = sum(p.numel() for p in model.parameters())
         self.num_classes = int(model.cfg.num_classes)
         model.to(ctx.device)
+        if cfg.sync_bn and ctx.distributed and ctx.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state-dict keys as BatchNorm
         if ctx.distributed:
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
@@ -402,9 +404,11 @@ def _summary(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: returns the process exit status."""
+    """Console entry point: returns the process exit status (2 for a bad request)."""
     try:
         run(argv)
+    except USER_ERRORS as exc:
+        return print_user_error(exc, prog="golden.train")
     except KeyboardInterrupt:
         print("interrupted; the last finished epoch is in the run's checkpoint.pt", file=sys.stderr)
         return 130

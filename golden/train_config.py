@@ -68,6 +68,7 @@ class TrainConfig:
     cutmix: float
     augment: bool
     clip_grad: float
+    sync_bn: bool
     amp: bool
     amp_dtype: str
     seed: int
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gamma", type=_non_negative_float, help="decay factor of the step schedule")
     g.add_argument("--min-lr-ratio", type=_unit_float, help="cosine floor as a fraction of --lr")
     g.add_argument("--clip-grad", type=_non_negative_float, help="max gradient norm (0: off)")
+    g.add_argument(
+        "--sync-bn", action=argparse.BooleanOptionalAction, help="SyncBatchNorm in multi-GPU runs (CUDA only)"
+    )
     g = p.add_argument_group("regularisation")
     g.add_argument("--label-smoothing", type=_unit_float)
     g.add_argument("--mixup", type=_non_negative_float, metavar="ALPHA", help="mixup Beta alpha (0: off)")
@@ -229,6 +233,7 @@ _FROM_RECIPE = (
     "cutmix",
     "augment",
     "clip_grad",
+    "sync_bn",
 )
 
 

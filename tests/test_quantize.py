@@ -50,10 +50,11 @@ def _few_threads() -> None:
     torch.set_num_threads(1)
 
 
-def train_briefly(model: nn.Module, dataset: torch.utils.data.Dataset, *, epochs: int, seed: int,
-                  lr: float) -> nn.Module:
-    """Seeded AdamW + one-cycle training: a few epochs to a model with real margins."""
-    torch.manual_seed(seed)
+def train_briefly(preset: str, dataset: torch.utils.data.Dataset, *, epochs: int, seed: int, lr: float,
+                  **overrides: object) -> nn.Module:
+    """Build ``preset`` and train it with seeded AdamW + one-cycle: a few epochs to real margins."""
+    torch.manual_seed(seed)  # before building: the initial weights are part of the seeded run
+    model = create_model(preset, **overrides)
     loader = DataLoader(dataset, batch_size=32, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -96,8 +97,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
                 return model, DEMO_CHECKPOINT
         except CheckpointError:
             pass  # stale or foreign checkpoint: train our own below
-    model = train_briefly(create_model("hw-tiny"), build_dataset("digits", None, "train", timesteps=4),
-                          epochs=3, seed=0, lr=4e-3)
+    model = train_briefly("hw-tiny", build_dataset("digits", None, "train", timesteps=4), epochs=3, seed=0,
+                          lr=4e-3)
     path = tmp_path_factory.mktemp("tiny") / "checkpoint.pt"
     save_checkpoint(path, model=model, preset="hw-tiny", model_overrides={}, data="digits",
                     data_kwargs={"timesteps": 4}, epoch=3, metrics=[], args={})
@@ -258,8 +259,8 @@ def test_hw_tiny_digits_integer_matches_float(tiny: tuple[nn.Module, Path],
 def test_dvs_synthetic_integer_matches_float(attention: str) -> None:
     kw = dict(timesteps=4, size=32, num_classes=10)
     train = build_dataset("synthetic-events", None, "train", samples_per_class=60, **kw)
-    test = build_dataset("synthetic-events", None, "test", samples_per_class=40, **kw)
-    model = train_briefly(create_model("hw-tiny", attention=attention, **DVS), train, epochs=4, seed=1, lr=1e-2)
+    test = build_dataset("synthetic-events", None, "test", samples_per_class=30, **kw)
+    model = train_briefly("hw-tiny", train, epochs=6, seed=1, lr=1e-2, attention=attention, **DVS)
     assert_quantization_holds(model, test, event=True)
 
 

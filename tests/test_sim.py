@@ -133,6 +133,7 @@ def test_codec_rejects_out_of_range() -> None:
         PayloadCodec.of(component, "nope")
 
 
+@pytest.mark.slow
 @pytest.mark.sim
 def test_lint_generated_verilog(tmp_path: Path) -> None:
     """``verilator --lint-only -Wall`` passes on the pytest configurations (make rtl lints all)."""

@@ -46,6 +46,7 @@ def test_parse_stat_rejects_bad_output() -> None:
         synth.parse_stat('{"design": {"num_cells_by_type": {"$add": 1, "LUT2": 1}}}')
 
 
+@pytest.mark.slow
 @pytest.mark.synth
 def test_synth_small_config(tmp_path: Path) -> None:
     if shutil.which("yosys") is None and not Path("/usr/bin/yosys").is_file():

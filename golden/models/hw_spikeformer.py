@@ -280,7 +280,8 @@ class SpikeAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = group_attention(self.q(x), self.k(x), self.v(x), heads=self.heads, grouping=self.grouping)
-        return self.proj(self.attn_lif((out * self.scale).to(x.dtype)))
+        # Kept in float32 (float16 cannot hold every multiple of the scale up to the counts' range).
+        return self.proj(self.attn_lif(out * self.scale))
 
     def extra_repr(self) -> str:
         return f"grouping={self.grouping}, heads={self.heads}, scale={self.scale}"

@@ -18,6 +18,12 @@ LayerNorm and real-valued residuals). Structure (``[T, B, ...]`` layout inside):
 Neurons are PLIF (learnable tau, init 2, detach_reset). The ImageNet preset uses
 PLIAF neurons (``LIFNode(liaf=True)``: output ``ReLU(H)``) in the tokenizer and
 MLP, as the public code does.
+
+Parameter counts (``python -m golden.models``): 9,279,900 (gesture), 8,792,993
+(CIFAR10-DVS) and 39,320,836 (ImageNet), i.e. the published ~9.3M / 8.8M / 39.3M.
+They include BatchNorm/LayerNorm affine weights, the position and time embeddings
+and one ``w`` per PLIF layer, and exclude BatchNorm running statistics (buffers).
+Position and time embeddings make the count depend on ``img_size`` and ``timesteps``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ class LoopNest(Elaboratable):
     Attributes
     ----------
     count : dict of Signal
-        Iterations of each level (driven by the owner, >= 1, stable while ``active``).
+        Iterations of each level, up to ``2**width`` (driven by the owner, >= 1, stable while
+        ``active``).
     idx : dict of Signal
         Current index of each level.
     last : dict of Signal
@@ -55,7 +56,7 @@ class LoopNest(Elaboratable):
             raise ValueError("LoopNest needs at least one level")
         self.name = name
         self.levels = [level for level, _ in levels]
-        self.count = {level: Signal(width, name=f"{name}_{level}_count") for level, width in levels}
+        self.count = {level: Signal(width + 1, name=f"{name}_{level}_count") for level, width in levels}
         self.idx = {level: Signal(width, name=f"{name}_{level}") for level, width in levels}
         self.last = {level: Signal(name=f"{name}_{level}_last") for level, _ in levels}
         self.start = Signal(name=f"{name}_start")

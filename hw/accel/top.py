@@ -49,8 +49,6 @@ class AcceleratorTop(wiring.Component):
         Command stream in (64-bit).
     m_axis_tdata, m_axis_tvalid, m_axis_tready, m_axis_tlast, m_axis_tkeep :
         Output stream (64-bit, all bytes valid).
-    interrupt : Out(1)
-        High while ``STATUS.DONE`` is set.
     """
 
     def __init__(self, config: AcceleratorConfig) -> None:
@@ -68,7 +66,6 @@ class AcceleratorTop(wiring.Component):
             "s_axis_tlast": In(1),
             "m_axis_tdata": Out(STREAM_BITS), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
             "m_axis_tlast": Out(1), "m_axis_tkeep": Out(STREAM_BITS // 8),
-            "interrupt": Out(1),
         })
 
     @property
@@ -96,7 +93,6 @@ class AcceleratorTop(wiring.Component):
             self.m_axis_tlast.eq(core.words_out.payload.last),
             self.m_axis_tkeep.eq((1 << (STREAM_BITS // 8)) - 1),
             core.words_out.ready.eq(self.m_axis_tready),
-            self.interrupt.eq(core.done),
         ]
 
         # ---------------------------------------------------------------- AXI4-Lite writes
