@@ -236,6 +236,7 @@ def write_export(model: IntModel, out: PathLike, *, vectors: TestVectors | None 
         raise FileExistsError(f"{out} exists and is not an export directory; refusing to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
     try:
         for folder in ("tensors", "vectors"):
             (tmp / folder).mkdir()

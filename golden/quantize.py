@@ -7,7 +7,9 @@ Rules: docs/numerics.md sections 3-8. The pipeline is
 :class:`FakeQuantModel` is a copy of the float model in float64 whose ``conv``/``linear``,
 ``bn`` and LIF modules are replaced by integer emulations: weights are the integers
 ``Wq``, BatchNorm becomes ``x * 2^F + b_c``, every LIF runs the integer recurrence with
-``floor`` in units of ``alpha_c / 2^F``; the attention LIF takes ``O * scale * 2^F / scale``.
+``floor`` in units of ``alpha_c / 2^F``; the attention LIF takes ``O * scale * 2^F / scale``;
+the first layer, fed ``x / input_max`` by the float forward, uses ``Wq * input_max`` and
+rounds its accumulator (float64 error < 1e-9, far below 0.5).
 Every value is an integer held exactly in float64, so the fake-quant model produces the
 same spikes and currents as the integer model at every layer while still running the
 float model's own ``forward`` code (reshapes, token grouping, residuals). The same
@@ -201,11 +203,17 @@ class _Bound(nn.Module):
 
 
 class _QuantConv(_Bound):
-    """``conv2d`` with the integer weights ``Wq`` (the first layer sees raw integer inputs)."""
+    """``conv2d`` with the integer weights ``Wq``.
+
+    The first layer receives ``x / input_max`` from the float model's forward; its weights
+    are ``Wq * input_max`` here, so the sum is the integer accumulator up to float64
+    rounding (relative 2^-52 per term), which :class:`_QuantAffine` removes by rounding.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self._quant.layer
-        return F.conv2d(x, self.params.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+        weight = self.params.weight * self._quant.in_scale  # in_scale 1.0 leaves it exact
+        return F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 class _QuantLinear(_Bound):
@@ -217,6 +225,8 @@ class _QuantAffine(_Bound):
     """Replaces BatchNorm (channel axis 1): ``acc * 2^F + b_c``, the integer current before saturation."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._quant.in_scale != 1.0:
+            x = _ste_round(x)  # the first layer's accumulator: see _QuantConv
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return x * 2.0 ** self._quant.cfg.frac_bits + self.params.bias.view(shape)
 
@@ -406,10 +416,7 @@ class FakeQuantModel(nn.Module):
         x = x.double()
         if bool((x != torch.round(x)).any()) or bool((x < 0).any()):
             raise ValueError("FakeQuantModel input must hold non-negative integers (pixels or event counts)")
-        input_max = float(self.net.cfg.input_max)
-        # The float model divides by input_max; (x * m) / m == x exactly in IEEE arithmetic
-        # (correctly rounded division of an exact product), so the first conv sees raw integers.
-        return self.net(torch.clamp(x, 0.0, input_max) * input_max)
+        return self.net(torch.clamp(x, 0.0, float(self.net.cfg.input_max)))
 
     @torch.no_grad()
     def trace(self, x: torch.Tensor) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -204,7 +204,7 @@ def finetune_qat(fq: FakeQuantModel, loader: Iterable[tuple[torch.Tensor, torch.
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total, count = total + float(loss) * len(y), count + len(y)
+                total, count = total + float(loss.detach()) * len(y), count + len(y)
             losses.append(total / max(count, 1))
             log(f"QAT epoch {epoch + 1}/{epochs}: loss {losses[-1]:.4f}")
     finally:
@@ -261,7 +261,7 @@ def write_reports(report: QuantReport, out: Path, *, extra: dict[str, Any], over
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .checkpoint import load_model
-    from .data import build_dataset, dataset_info
+    from .data import build_dataset
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -272,11 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     test = build_dataset(meta["data"], args.data_root, "test", **data_kwargs)
     if args.limit:
         test = Subset(test, range(min(args.limit, len(test))))  # type: ignore[arg-type]
-    info = dataset_info(meta["data"], **data_kwargs)
+    event = test[0][0].dim() == 4  # event frames [T, C, H, W]; static images are [C, H, W]
     numerics = numerics_for(model, weight_bits=args.weight_bits, frac_bits=args.frac_bits,
                             membrane_bits=args.membrane_bits)
     fq = FakeQuantModel(model, numerics)
-    int_model = to_int_model(fq, event=info.event)
+    int_model = to_int_model(fq, event=event)
     print(f"quantizing {meta['preset']} ({meta['data']}), numerics {numerics.to_dict()}")
     report = evaluate_quantization(model, fq, int_model, _loader(test, args.batch_size))
     extra: dict[str, Any] = {"preset": meta["preset"], "data": meta["data"], "numerics": numerics.to_dict(),
@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["qat_losses"] = finetune_qat(fq, _loader(train, 32, shuffle=True), epochs=args.qat_epochs,
                                            lr=args.qat_lr)
         extra["qat_epochs"] = args.qat_epochs
-        int_model = to_int_model(fq, event=info.event)
+        int_model = to_int_model(fq, event=event)
         report = evaluate_quantization(model, fq, int_model, _loader(test, args.batch_size))
     inputs, labels = _stack(test, args.samples)
     vectors = make_test_vectors(int_model, inputs, labels)

@@ -363,7 +363,7 @@ class HwSpikeformer(nn.Module):
         cfg = self.cfg
         x = prepare_input(x, timesteps=cfg.timesteps, in_channels=cfg.in_channels, img_size=cfg.img_size,
                           model=cfg.name)
-        x = x / cfg.input_max  # folds into the first layer's weight scale when quantized
+        x = x.clamp(0, cfg.input_max) / cfg.input_max  # counts clip to input_bits; 1/max folds into layer 0
         for stage in self.tokenizer:
             x = stage(x)
         x = x.flatten(3).transpose(2, 3)  # [T, B, D, H', W'] -> [T, B, N, D]

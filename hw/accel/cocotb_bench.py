@@ -12,13 +12,14 @@ outside, where the program can decode them.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from hw.accel import regmap
@@ -31,6 +32,8 @@ JOB_ENV = "ACCEL_JOB"
 RESULT_ENV = "ACCEL_RESULT"
 #: Cycles between two ``STATUS`` polls.
 POLL_CYCLES = 256
+#: Clock period of the simulation (100 MHz).
+CLOCK_NS = 10
 
 
 async def _read(axil: AxiLiteMaster, name: str) -> int:
@@ -43,11 +46,14 @@ async def run_programs(dut) -> None:
     job = np.load(os.environ[JOB_ENV])
     streams, offsets = job["streams"], job["offsets"]
     max_cycles = int(job["max_cycles"])
-    cocotb.start_soon(Clock(dut.aclk, 10, unit="ns").start())
+    cocotb.start_soon(Clock(dut.aclk, CLOCK_NS, unit="ns").start())
     axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi"), dut.aclk, dut.aresetn, reset_active_level=False)
     source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn,
                              reset_active_level=False)
     sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn, reset_active_level=False)
+    for prefix in ("s_axi", "s_axis", "m_axis"):
+        # Per-transaction INFO logs (whole frames included) cost more than the simulation.
+        logging.getLogger(f"cocotb.{dut._name}.{prefix}").setLevel(logging.WARNING)
     dut.aresetn.value = 0
     await ClockCycles(dut.aclk, 4)
     dut.aresetn.value = 1
@@ -68,7 +74,8 @@ async def run_programs(dut) -> None:
         await source.send(AxiStreamFrame(stream.tobytes()))
         waited = 0
         while not (await _read(axil, "STATUS")) & status_done:
-            await ClockCycles(dut.aclk, POLL_CYCLES)
+            # A timer wakes Python once per poll; ClockCycles would wake it every cycle.
+            await Timer(POLL_CYCLES * CLOCK_NS, unit="ns")
             waited += POLL_CYCLES
             assert waited < max_cycles, f"run {run}: STATUS.DONE not set within {max_cycles} cycles"
         words = []

@@ -233,8 +233,9 @@ class AcceleratorConfig:
 
 ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
     # Small and quick under Verilator and Amaranth's simulator: runs hw-tiny and the
-    # small DVS-shaped test models (T <= 4, D <= 64, N <= 64, fan-in <= 512).
-    "sim": AcceleratorConfig(name="sim"),
+    # small DVS-shaped test models (T <= 4, D <= 64, N <= 64, fan-in <= 512) with
+    # 32 lanes x 4 steps = 128 synaptic ops per cycle.
+    "sim": AcceleratorConfig(name="sim", lanes=32, lif_lanes=8),
     # PYNQ-Z2 (xc7z020): 64 lanes x 16 steps = 1024 synaptic ops per cycle; hw-gesture's
     # transformer (N = 64, D = 256, T = 16) fits the activation memory, its large
     # tokenizer stages run in row bands through DDR.

@@ -1,0 +1,215 @@
+"""Analytic cycle model of the accelerator, per command (docs/accelerator.md, "Cycle model").
+
+Every formula follows the engine's state machine with the input stream always valid
+and the output stream always ready; the constants are the fixed per-command and
+per-group overheads of those state machines (descriptor fetch, setup, pipeline fill
+and drain). ``tests/test_accel_verilator.py`` checks the formulas against the core's
+own per-command cycle counters (the ``PROFILE`` registers) within 5%.
+
+:func:`estimate` gives one :class:`CommandEstimate` per command of a compiled
+:class:`~hw.accel.program.Program`; :func:`report` adds the totals (cycles, frames per
+second, stream / DDR traffic, on-chip memory, synaptic operations per cycle and
+utilization of the synapse array).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hw.accel.config import STREAM_BITS, AcceleratorConfig
+from hw.accel.descriptors import DESC_WORDS, Descriptor, Grouping, Opcode
+from hw.accel.program import Program, stream_words_for
+
+__all__ = ["CommandEstimate", "PerfReport", "command_cycles", "estimate", "report", "COMMAND_OVERHEAD"]
+
+#: Cycles of every command outside its engine: descriptor fetch, check and completion.
+COMMAND_OVERHEAD = DESC_WORDS + 2
+#: Extra cycles of a LOAD / STORE / POOL / ADD engine (setup, pipeline fill and drain).
+_TRANSFER_EXTRA = {Opcode.LOAD: 2, Opcode.STORE: 1, Opcode.POOL: 2, Opcode.ADD: 2}
+#: Per output-channel group of a CONV: pipeline fill, LIF latency and drain beyond the beats.
+_GROUP_EXTRA = 5
+
+
+@dataclass(frozen=True)
+class CommandEstimate:
+    """Model figures of one command.
+
+    Attributes
+    ----------
+    index, name, opcode:
+        The command.
+    cycles:
+        Predicted cycles (as the ``PROFILE`` register counts them).
+    synaptic_ops:
+        Useful synaptic operations (spike x weight accumulates, one per bit plane and time step).
+    words_in, words_out:
+        64-bit stream words consumed and produced (descriptor included).
+    """
+
+    index: int
+    name: str
+    opcode: Opcode
+    cycles: int
+    synaptic_ops: int = 0
+    words_in: int = 0
+    words_out: int = 0
+
+
+def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
+    """``(cycles, synaptic ops)`` of a CONV."""
+    groups = -(-d.out_c // cfg.lanes)
+    fan_in = d.in_c * d.kernel * d.kernel
+    beats = fan_in * d.planes_in
+    positions = d.out_h * d.out_w
+    # The synapse array takes one beat per cycle; a result then holds its input for
+    # chunks - 1 cycles, and the LIF writer needs `lanes` cycles per result.
+    per_result = max(beats + cfg.chunks - 1, cfg.lanes)
+    tail = cfg.chunks + cfg.lif_params().latency + cfg.lif_lanes + _GROUP_EXTRA
+    per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + positions * per_result + tail
+    ops = d.timesteps * positions * d.out_c * beats
+    return groups * per_group - 1, ops
+
+
+def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
+    t, n, hd = d.timesteps, d.in_w, d.head_dim
+    grouping = Grouping(d.grouping)
+    groups = {Grouping.JOINT: 1, Grouping.TEMPORAL: n, Grouping.SPATIAL: t}[grouping]
+    positions = n if grouping != Grouping.TEMPORAL else 1
+    rows = t if grouping != Grouping.SPATIAL else 1
+    # K/V: 2d word reads + 1 + one row per cycle; Q: d reads + 1 + rows.
+    kv = positions * (2 * hd + 1 + rows)
+    q = positions * (hd + 1 + rows)
+    chunks = -(-hd // cfg.lif_lanes)
+    # LIF pass: per position and chunk, T reads + wait + send, or the writer's lif_lanes cycles.
+    lif = n * chunks * max(t + 2, cfg.lif_lanes) + 1
+    per_head = groups * (kv + q) + lif
+    return d.heads * per_head + cfg.lif_params().latency + cfg.lif_lanes
+
+
+def _head_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
+    per = STREAM_BITS // cfg.numerics.weight_bits
+    words = -(-d.in_c // per)
+    pool = d.in_c * d.in_w * d.planes_in + 3
+    per_class = 1 + words + d.in_c + 2
+    return pool + d.classes * per_class
+
+
+def command_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
+    """``(cycles, synaptic ops)`` of one command on ``cfg``."""
+    op = d.opcode
+    if op == Opcode.END:
+        return DESC_WORDS, 0
+    if op == Opcode.LOAD:
+        engine = d.count + _TRANSFER_EXTRA[op]
+    elif op == Opcode.STORE:
+        engine = d.count + _TRANSFER_EXTRA[op]
+    elif op == Opcode.POOL:
+        engine = d.out_h * d.out_w * d.in_c * d.kernel * d.kernel + _TRANSFER_EXTRA[op]
+    elif op == Opcode.ADD:
+        engine = d.count * d.planes_out * 2 + _TRANSFER_EXTRA[op]
+    elif op == Opcode.CONV:
+        engine, ops = _conv_cycles(d, cfg)
+        return COMMAND_OVERHEAD + engine, ops
+    elif op == Opcode.ATTENTION:
+        engine = _attention_cycles(d, cfg)
+    elif op == Opcode.HEAD:
+        engine = _head_cycles(d, cfg)
+    else:  # pragma: no cover - Opcode is closed
+        raise ValueError(f"unknown opcode {op!r}")
+    return COMMAND_OVERHEAD + engine, 0
+
+
+def estimate(program: Program) -> list[CommandEstimate]:
+    """Per-command estimates of a program (input payload counted with its real size)."""
+    cfg = program.config
+    out: list[CommandEstimate] = []
+    outputs = iter(program.outputs)
+    for index, command in enumerate(program.commands):
+        d = command.descriptor
+        cycles, ops = command_cycles(d, cfg)
+        words_in = DESC_WORDS + (stream_words_for(d.count, cfg.timesteps) if command.is_input
+                                 else len(command.payload))
+        words_out = next(outputs).words if d.opcode in (Opcode.STORE, Opcode.HEAD) else 0
+        out.append(CommandEstimate(index, command.name, d.opcode, cycles, ops, words_in, words_out))
+    return out
+
+
+@dataclass(frozen=True)
+class PerfReport:
+    """Whole-program figures.
+
+    Attributes
+    ----------
+    config:
+        The configuration.
+    commands:
+        Per-command estimates.
+    cycles:
+        Total cycles per inference.
+    fps:
+        Inferences per second at ``config.clock_mhz``.
+    stream_in_bytes, stream_out_bytes:
+        Bytes over the input / output AXI streams per inference (= DDR reads / writes of the DMA).
+    synaptic_ops:
+        Useful synaptic operations per inference.
+    onchip_bits:
+        On-chip memory of the configuration, per buffer.
+    amem_words_used:
+        Highest activation-memory address the program touches.
+    layer_cycles:
+        Model op name -> cycles of its commands.
+    """
+
+    config: AcceleratorConfig
+    commands: list[CommandEstimate]
+    cycles: int
+    fps: float
+    stream_in_bytes: int
+    stream_out_bytes: int
+    synaptic_ops: int
+    onchip_bits: dict[str, int]
+    amem_words_used: int
+    layer_cycles: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ops_per_cycle(self) -> float:
+        return self.synaptic_ops / self.cycles
+
+    @property
+    def utilization(self) -> float:
+        """Useful synaptic operations / (cycles x peak ``L x T``)."""
+        return self.ops_per_cycle / self.config.peak_synaptic_ops
+
+    def table(self) -> str:
+        """Plain-text per-layer table plus totals."""
+        rows = [f"{'layer':32s} {'cycles':>10s} {'share':>6s}"]
+        for name, cycles in self.layer_cycles.items():
+            rows.append(f"{name:32s} {cycles:10d} {100 * cycles / self.cycles:5.1f}%")
+        mbit = sum(self.onchip_bits.values()) / 1e6
+        rows += [
+            f"total: {self.cycles} cycles = {1e3 * self.cycles / (self.config.clock_mhz * 1e6):.3f} ms at "
+            f"{self.config.clock_mhz:g} MHz -> {self.fps:.1f} frames/s",
+            f"stream/DDR traffic per frame: {self.stream_in_bytes / 1024:.1f} KiB in, "
+            f"{self.stream_out_bytes / 1024:.1f} KiB out",
+            f"synaptic ops: {self.synaptic_ops} ({self.ops_per_cycle:.1f}/cycle, peak "
+            f"{self.config.peak_synaptic_ops}, utilization {100 * self.utilization:.1f}%)",
+            f"on-chip memory: {mbit:.2f} Mbit ({', '.join(f'{k} {v / 1e3:.0f} kbit' for k, v in self.onchip_bits.items())}); "
+            f"activations used: {self.amem_words_used} of {self.config.amem_depth} words",
+        ]
+        return "\n".join(rows)
+
+
+def report(program: Program) -> PerfReport:
+    """:func:`estimate` plus totals for one inference of ``program``."""
+    cfg = program.config
+    commands = estimate(program)
+    cycles = sum(c.cycles for c in commands)
+    layers: dict[str, int] = {}
+    for c in commands:
+        layers[c.name] = layers.get(c.name, 0) + c.cycles
+    used = max((start + size for cmd in program.commands for _, start, size in cmd.descriptor.regions()), default=0)
+    return PerfReport(
+        config=cfg, commands=commands, cycles=cycles, fps=cfg.clock_mhz * 1e6 / cycles,
+        stream_in_bytes=8 * sum(c.words_in for c in commands), stream_out_bytes=8 * sum(c.words_out for c in commands),
+        synaptic_ops=sum(c.synaptic_ops for c in commands), onchip_bits=cfg.memory_bits(), amem_words_used=used,
+        layer_cycles=layers)
