@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import BACKENDS
+from .backends import BACKENDS, ENGINES
 
 __all__ = ["Samples", "load_samples", "build_parser", "main"]
 
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", required=True, type=Path, help="export directory (manifest.json, tensors/)")
     p.add_argument("--backend", required=True, choices=BACKENDS, help="sim: Verilator; pynq: a PYNQ board")
     p.add_argument("--overlay", type=Path, help="overlay .bit (with its .hwh beside it); --backend pynq")
+    p.add_argument("--sim-engine", choices=ENGINES, default="native",
+                   help="--backend sim: native (in-process, default) or cocotb (cocotbext-axi bus models)")
     p.add_argument("--config", default=None,
                    help="accelerator configuration (hw.accel.config presets; default: sim for --backend sim, "
                         "pynq-z2 for --backend pynq)")
@@ -154,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        with open_backend(args.backend, config=cfg, overlay=args.overlay) as backend:
+        options = {"engine": args.sim_engine} if args.backend == "sim" else {}
+        with open_backend(args.backend, config=cfg, overlay=args.overlay, **options) as backend:
             driver = Driver(backend, program, timeout_s=args.timeout)
             report = check_bit_exact(driver, export.model, samples.inputs, reference=samples.reference,
                                      trace=args.trace)

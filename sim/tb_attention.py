@@ -99,6 +99,8 @@ class AttentionBench(StreamBench):
                                latency=p.latency)
         await self.sinks["out"].wait_for(start + rows, max_cycles=budget)
         received = self.received("out", start)
+        if len(received) != rows:
+            raise AssertionError(f"{len(received)} output rows for {rows} query rows")
         offset = 0
         for n, group in enumerate(groups):
             size = len(group.q)

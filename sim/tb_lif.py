@@ -78,6 +78,8 @@ class LIFBench(StreamBench):
         budget = budget_cycles(len(beats), valid_prob=valid_prob, ready_prob=ready_prob, latency=p.latency)
         await self.sinks["out"].wait_for(start + len(beats), max_cycles=budget)
         got = self.received("out", start)
+        if len(got) != len(beats):
+            raise AssertionError(f"{len(got)} output beats for {len(beats)} input beats")
         spikes = np.array([[[(word["spikes"][lane] >> t) & 1 for lane in range(p.lanes)]
                             for t in range(p.timesteps)] for word in got], dtype=np.int64)
         last = np.array([word["last"] for word in got], dtype=np.int64)

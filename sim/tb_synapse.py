@@ -109,7 +109,10 @@ class SynapseBench(StreamBench):
         self.send("inp", beats)
         budget = budget_cycles(len(beats), valid_prob=valid_prob, ready_prob=ready_prob, latency=p.latency)
         await self.sinks["out"].wait_for(start + len(dots), max_cycles=budget)
-        for n, (dot, word) in enumerate(zip(dots, self.received("out", start), strict=True)):
+        received = self.received("out", start)
+        if len(received) != len(dots):
+            raise AssertionError(f"{len(received)} output beats for {len(dots)} dot products")
+        for n, (dot, word) in enumerate(zip(dots, received, strict=True)):
             got = np.array(word["current"], dtype=np.int64).T  # [L][T] -> [T, L]
             expected = self.reference(dot)
             if not np.array_equal(got, expected):

@@ -24,12 +24,14 @@ from intmodel_factory import random_input, random_int_model
 
 from golden.export import make_test_vectors, write_export
 from host import bitstream, deploy
+from host.backends.simcommon import DEFAULT_ROOT
 from hw.accel import regmap
-from hw.accel.config import STREAM_BITS, get_config
+from hw.accel.config import STREAM_BITS
 
 ROOT = Path(__file__).resolve().parents[1]
 TCL = (ROOT / "board" / "bitstream.tcl").read_text()
-_PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s+)?([A-Za-z_][A-Za-z0-9_$]*)\s*;")
+_PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):(\d+)\]\s+)?"
+                   r"([A-Za-z_][A-Za-z0-9_$]*)\s*;")
 
 
 def tcl_variable(name: str) -> str:
@@ -54,12 +56,9 @@ def verilog_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 def top_ports() -> dict[str, tuple[str, int]]:
-    from host.backends.sim_backend import DEFAULT_ROOT, _locked
-    from host.rtl import write_top
+    from host.backends.simcommon import top_for_config
 
-    directory = ROOT / DEFAULT_ROOT / "sim"
-    with _locked(directory):
-        path, name = write_top(get_config("sim"), directory)
+    path, name, _, _ = top_for_config("sim", ROOT / DEFAULT_ROOT)
     return verilog_ports(path.read_text(), name)
 
 
@@ -104,19 +103,21 @@ def test_block_design_connects_only_those_names() -> None:
     pins = set(re.findall(r"\$ip_inst/([^\]\s]+)\]", TCL))
     assert pins == {"$CLOCK_PORT", "$RESET_PORT", "$CONTROL_INTF", "$STREAM_IN_INTF", "$STREAM_OUT_INTF"}
     # The DMA's stream width and length register come from the same variables / arguments.
-    for key, value in (("c_m_axis_mm2s_tdata_width", "$STREAM_BITS"), ("c_s_axis_s2mm_tdata_width", "$STREAM_BITS"),
+    for key, value in (("c_m_axis_mm2s_tdata_width", "$STREAM_BITS"),
+                       ("c_s_axis_s2mm_tdata_width", "$STREAM_BITS"),
                        ("c_sg_length_width", "$length_width"), ("c_include_sg", "0")):
         assert re.search(rf"CONFIG\.{key} {re.escape(value)}\b", TCL), key
 
 
 def test_tcl_arguments_match_the_wrapper(tmp_path) -> None:
     names = re.search(r"^lassign \$argv (.+)$", TCL, re.MULTILINE).group(1).split()
-    command = bitstream.vivado_command(Path("/opt/vivado"), verilog=tmp_path / "top.v", top="spikeformer_accel",
-                                       out=tmp_path, clock_mhz=125, jobs=3)
+    command = bitstream.vivado_command(Path("/opt/vivado"), verilog=tmp_path / "top.v",
+                                       top="spikeformer_accel", out=tmp_path, clock_mhz=125, jobs=3)
     args = dict(zip(names, command[command.index("-tclargs") + 1:], strict=True))
     assert args == {
         "verilog": str(tmp_path / "top.v"), "top": "spikeformer_accel", "out_dir": str(tmp_path),
-        "overlay": bitstream.OVERLAY_NAME, "ip_inst": bitstream.IP_INSTANCE, "dma_inst": bitstream.DMA_INSTANCE,
+        "overlay": bitstream.OVERLAY_NAME, "ip_inst": bitstream.IP_INSTANCE,
+        "dma_inst": bitstream.DMA_INSTANCE,
         "part": "xc7z020clg400-1", "length_width": str(bitstream.DMA_LENGTH_WIDTH), "clock_mhz": "125",
         "jobs": "3",
     }

@@ -1,4 +1,4 @@
-"""The simulation backend's bridge (cocotb server, AXI DMA channel models) on a small echo device.
+"""Both simulation engines' bus models (AXI4-Lite master, AXI DMA channels) on a small echo device.
 
 The echo device (Verilog below) has the accelerator's bus interfaces: AXI4-Lite
 registers (a scratch register, a beat counter, a ``hold`` bit that keeps ``s_axis_tready``
@@ -7,7 +7,9 @@ It checks, independently of the accelerator, what the driver relies on: register
 round trips, a send with TLAST on its last word, a receive that ends at TLAST, a
 receive channel that back-pressures until it is armed, a packet longer than its
 transfer reported as a DMA error, aborting a stalled transfer, simulated time, and
-that the DMA reads the flushed copy of a buffer.
+that the DMA reads the flushed copy of a buffer. Every test runs on both engines: the
+in-process ``native`` bridge (C++) and the ``cocotb`` one (cocotbext-axi's AXI4-Lite
+master and the DMA models in Python), which must behave the same.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from host.backends.base import ShadowBuffer
+from host.backends.simcommon import DEFAULT_ROOT, ENGINES, locked
 
 pytestmark = pytest.mark.sim
 
@@ -68,16 +71,18 @@ endmodule
 """
 
 
-@pytest.fixture(scope="module")
-def echo():
-    from host.backends.sim_backend import DEFAULT_ROOT, SimBackend
+@pytest.fixture(scope="module", params=ENGINES)
+def echo(request):
+    from host.backends.cocotb_backend import CocotbSimBackend
+    from host.backends.native_backend import NativeSimBackend
 
     build = Path(DEFAULT_ROOT) / "echo"
-    build.mkdir(parents=True, exist_ok=True)
-    verilog = build / "echo.v"
-    if not verilog.is_file() or verilog.read_text() != ECHO:
-        verilog.write_text(ECHO)
-    backend = SimBackend(verilog=verilog, toplevel="echo", build_dir=build, clock_mhz=100.0)
+    with locked(build):
+        verilog = build / "echo.v"
+        if not verilog.is_file() or verilog.read_text() != ECHO:
+            verilog.write_text(ECHO)
+    engine = {"native": NativeSimBackend, "cocotb": CocotbSimBackend}[request.param]
+    backend = engine(verilog=verilog, toplevel="echo", build_dir=build / request.param, clock_mhz=100.0)
     yield backend
     backend.close()
 

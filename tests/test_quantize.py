@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Subset
 from golden import numerics as nm
 from golden.checkpoint import CheckpointError, load_model, save_checkpoint
 from golden.data import build_dataset
-from golden.export import check_test_vectors, load_export
+from golden.export import check_test_vectors, load_export, make_test_vectors, write_export
 from golden.intmodel import compare_traces, quantize_input
 from golden.models import create_model
 from golden.neuron import LIFNode, lif_loop
@@ -41,8 +41,9 @@ from golden.quantize_run import evaluate_quantization, finetune_qat, main
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "build" / "runs" / "hw-tiny-digits" / "checkpoint.pt"
 DVS = dict(in_channels=2, img_size=32, timesteps=4, tokenizer_channels=(8,), tokenizer_pools=(True, True),
-           embed_dim=32, heads=2, depth=1, input_bits=2)
-"""A small DVS-shaped hardware model: 2x32x32 events, T=4, 64 tokens; counts clipped to 3."""
+           embed_dim=32, heads=2, depth=1, input_bits=3)
+"""A small DVS-shaped hardware model: 2x32x32 events, T=4, 64 tokens; counts (and the residual
+stream, at most 1 + 3 with divided attention) within 3 bits."""
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +106,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
     return model, path
 
 
-def assert_quantization_holds(model: nn.Module, dataset: torch.utils.data.Dataset, *, event: bool) -> None:
+def assert_quantization_holds(model: nn.Module, dataset: torch.utils.data.Dataset, *, event: bool,
+                              export_to: Path) -> None:
     fq = FakeQuantModel(model)
     int_model = to_int_model(fq, event=event)
     report = evaluate_quantization(model, fq, int_model, DataLoader(dataset, batch_size=100))
@@ -119,6 +121,10 @@ def assert_quantization_holds(model: nn.Module, dataset: torch.utils.data.Datase
         if s.int_rate is not None:
             assert 0.0 < s.int_rate < 0.9, (s.name, s.int_rate)
             assert s.agreement > 0.9, (s.name, s.agreement)
+    # The model passes the overflow proof and survives the export round trip bit for bit.
+    x, y = next(iter(DataLoader(dataset, batch_size=4)))
+    loaded = load_export(write_export(int_model, export_to, vectors=make_test_vectors(int_model, x, y)))
+    assert check_test_vectors(loaded) == 4
 
 
 # ----------------------------------------------------------------------------- folding and scales
@@ -227,11 +233,14 @@ def test_event_counts_are_clipped_alike() -> None:
     model = random_bn_stats(create_model("hw-tiny", **{**DVS, "img_size": 16}), seed=6)
     fq = FakeQuantModel(model)
     int_model = to_int_model(fq, event=True)
-    x = torch.randint(0, 9, (4, 4, 2, 16, 16)).float()  # counts up to 8, clipped to 3
+    top = int_model.numerics.input_max
+    assert top == 7
+    x = torch.randint(0, 2 * top, (4, 4, 2, 16, 16)).float()  # counts up to 13, clipped to 7
     fq_logits, fq_trace = fq.trace(x)
-    int_logits, int_trace = int_model.run(quantize_input(x, input_max=3), trace=True)
+    int_logits, int_trace = int_model.run(quantize_input(x, input_max=top), trace=True)
     assert compare_traces(int_trace, fq_trace) is None
-    assert (fq.trace(x.clamp(max=3))[0] == fq_logits).all()
+    assert (fq.trace(x.clamp(max=top))[0] == fq_logits).all()
+    assert not (fq.trace(x.clamp(max=top - 1))[0] == fq_logits).all()  # the clip point matters
 
 
 def test_high_precision_fake_quant_tracks_the_float_model(digits_test: torch.utils.data.Dataset) -> None:
@@ -249,19 +258,19 @@ def test_high_precision_fake_quant_tracks_the_float_model(digits_test: torch.uti
 # ----------------------------------------------------------------------------- trained models
 @pytest.mark.slow
 def test_hw_tiny_digits_integer_matches_float(tiny: tuple[nn.Module, Path],
-                                              digits_test: torch.utils.data.Dataset) -> None:
+                                              digits_test: torch.utils.data.Dataset, tmp_path: Path) -> None:
     assert len(digits_test) == 359  # the full test split
-    assert_quantization_holds(tiny[0], digits_test, event=False)
+    assert_quantization_holds(tiny[0], digits_test, event=False, export_to=tmp_path / "export")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attention", ["joint", "divided"])
-def test_dvs_synthetic_integer_matches_float(attention: str) -> None:
+def test_dvs_synthetic_integer_matches_float(attention: str, tmp_path: Path) -> None:
     kw = dict(timesteps=4, size=32, num_classes=10)
     train = build_dataset("synthetic-events", None, "train", samples_per_class=60, **kw)
     test = build_dataset("synthetic-events", None, "test", samples_per_class=30, **kw)
-    model = train_briefly("hw-tiny", train, epochs=6, seed=1, lr=1e-2, attention=attention, **DVS)
-    assert_quantization_holds(model, test, event=True)
+    model = train_briefly("hw-tiny", train, epochs=8, seed=1, lr=1e-2, attention=attention, **DVS)
+    assert_quantization_holds(model, test, event=True, export_to=tmp_path / "export")
 
 
 @pytest.mark.slow

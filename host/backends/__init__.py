@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from .base import Backend, Buffer, ChannelState, ShadowBuffer
+from .simcommon import ENGINES
 
-__all__ = ["BACKENDS", "Backend", "Buffer", "ChannelState", "ShadowBuffer", "open_backend"]
+__all__ = ["BACKENDS", "ENGINES", "Backend", "Buffer", "ChannelState", "ShadowBuffer", "open_backend"]
 
 #: Backend names accepted by :func:`open_backend` (and ``python -m host.run --backend``).
 BACKENDS = ("sim", "pynq")
 
 
-def open_backend(kind: str, *, config: Any = "sim", overlay: str | Path | None = None,
+def open_backend(kind: str, *, config: Any = "sim", overlay: str | Path | None = None, engine: str = "native",
                  **options: Any) -> Backend:
     """Open the backend ``kind``.
 
@@ -31,13 +32,24 @@ def open_backend(kind: str, *, config: Any = "sim", overlay: str | Path | None =
         Accelerator configuration (name or object) the simulator is generated for.
     overlay:
         The ``.bit`` file (``.hwh`` beside it) for ``"pynq"``.
+    engine:
+        Simulation engine of ``"sim"``: ``"native"`` (the top and C++ bus models in this
+        process, fast) or ``"cocotb"`` (a Verilator process with cocotb and
+        cocotbext-axi's AXI4-Lite master, the independent cross-check).
     options:
-        Passed to :meth:`SimBackend.for_config` or :meth:`PynqBackend.from_overlay`.
+        Passed to the simulation engine's ``for_config`` or to
+        :meth:`PynqBackend.from_overlay`.
     """
     if kind == "sim":
-        from .sim_backend import SimBackend
+        if engine == "native":
+            from .native_backend import NativeSimBackend
 
-        return SimBackend.for_config(config, **options)
+            return NativeSimBackend.for_config(config, **options)
+        if engine == "cocotb":
+            from .cocotb_backend import CocotbSimBackend
+
+            return CocotbSimBackend.for_config(config, **options)
+        raise ValueError(f"unknown simulation engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if kind == "pynq":
         if overlay is None:
             raise ValueError("the pynq backend needs an overlay: the .bit file (with its .hwh beside it)")

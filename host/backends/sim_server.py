@@ -1,6 +1,6 @@
 """The simulator side of the simulation backend: a cocotb test that serves bus requests.
 
-:class:`host.backends.sim_backend.SimBackend` builds the accelerator top under
+:class:`host.backends.cocotb_backend.CocotbSimBackend` builds the accelerator top under
 Verilator and runs this module as its cocotb test. The test drives ``aclk`` and
 ``aresetn``, puts bus models on the top's AXI interfaces and then serves requests
 arriving on a Unix socket (path in :data:`SOCKET_ENV`), one at a time, until the
@@ -265,7 +265,7 @@ async def serve(dut: SimHandleBase) -> None:
     """Serve the backend connected at :data:`SOCKET_ENV` until it closes the connection."""
     path = os.environ.get(SOCKET_ENV)
     if not path:
-        raise RuntimeError(f"{SOCKET_ENV} is not set: this test runs under host.backends.sim_backend")
+        raise RuntimeError(f"{SOCKET_ENV} is not set: this test runs under host.backends.cocotb_backend")
     period_ps = int(os.environ.get(PERIOD_ENV, "10000"))
     server = Server(dut, period_ps=period_ps)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -1,4 +1,4 @@
-"""Wire format between :mod:`host.backends.sim_backend` and :mod:`host.backends.sim_server`.
+"""Wire format between :mod:`host.backends.cocotb_backend` and :mod:`host.backends.sim_server`.
 
 Every message is a 4-byte big-endian length followed by a JSON object; stream words
 travel as base64 of little-endian ``uint64``. Standard library and numpy only, so the

@@ -1,7 +1,7 @@
 """Compile an integer model (:class:`golden.intmodel.IntModel`) into an accelerator :class:`Program`.
 
 The compiler walks the model's ops in execution order, places every value in the
-activation memory (first fit; a value is freed after its last reader), and emits one
+activation memory (best fit; a value is freed after its last reader), and emits one
 command per op with its constant payload (docs/accelerator.md, "Stream protocol"):
 
 * ``conv`` -> ``CONV``; ``linear`` -> ``CONV`` on a ``1 x N`` image with a 1x1 kernel;
@@ -54,7 +54,7 @@ class _Value:
 
 
 class _Allocator:
-    """First-fit allocation of activation-memory regions."""
+    """Best-fit allocation of activation-memory regions (the smallest free block that fits)."""
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
@@ -62,13 +62,15 @@ class _Allocator:
         self.peak = 0
 
     def alloc(self, size: int, op: str) -> _Region:
-        for i, (start, length) in enumerate(self.free):
-            if length >= size:
-                self.free[i] = (start + size, length - size)
-                if self.free[i][1] == 0:
-                    del self.free[i]
-                self.peak = max(self.peak, start + size)
-                return _Region(start, size)
+        fits = [(length, i) for i, (_, length) in enumerate(self.free) if length >= size]
+        if fits:
+            _, i = min(fits)
+            start, length = self.free[i]
+            self.free[i] = (start + size, length - size)
+            if self.free[i][1] == 0:
+                del self.free[i]
+            self.peak = max(self.peak, start + size)
+            return _Region(start, size)
         free = sum(length for _, length in self.free)
         raise CompileError(op, f"needs {size} activation words but the largest free block holds "
                                f"{max((length for _, length in self.free), default=0)} ({free} free of "

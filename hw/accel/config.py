@@ -99,7 +99,7 @@ class AcceleratorConfig:
     head_dim: int = 16
     max_group: int = 256
     max_tokens: int = 64
-    amem_depth: int = 16384
+    amem_depth: int = 32768
     wmem_depth: int = 512
     max_features: int = 256
     numerics: NumericsConfig = field(default_factory=NumericsConfig)

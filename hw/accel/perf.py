@@ -3,7 +3,8 @@
 Every formula follows the engine's state machine with the input stream always valid
 and the output stream always ready; the constants are the fixed per-command and
 per-group overheads of those state machines (descriptor fetch, setup, pipeline fill
-and drain). ``tests/test_accel_verilator.py`` checks the formulas against the core's
+and drain). A real sender may start a few cycles after ``START``; those cycles count
+towards the first command. ``tests/test_accel_verilator.py`` checks the formulas against the core's
 own per-command cycle counters (the ``PROFILE`` registers) within 5%.
 
 :func:`estimate` gives one :class:`CommandEstimate` per command of a compiled
@@ -25,9 +26,7 @@ __all__ = ["CommandEstimate", "PerfReport", "command_cycles", "estimate", "repor
 #: Cycles of every command outside its engine: descriptor fetch, check and completion.
 COMMAND_OVERHEAD = DESC_WORDS + 2
 #: Extra cycles of a LOAD / STORE / POOL / ADD engine (setup, pipeline fill and drain).
-_TRANSFER_EXTRA = {Opcode.LOAD: 2, Opcode.STORE: 1, Opcode.POOL: 2, Opcode.ADD: 2}
-#: Per output-channel group of a CONV: pipeline fill, LIF latency and drain beyond the beats.
-_GROUP_EXTRA = 5
+_TRANSFER_EXTRA = {Opcode.LOAD: 0, Opcode.STORE: 1, Opcode.POOL: 2, Opcode.ADD: 2}
 
 
 @dataclass(frozen=True)
@@ -62,9 +61,10 @@ def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     beats = fan_in * d.planes_in
     positions = d.out_h * d.out_w
     # The synapse array takes one beat per cycle; a result then holds its input for
-    # chunks - 1 cycles, and the LIF writer needs `lanes` cycles per result.
+    # chunks - 1 cycles while its LIF jobs leave, and the writer needs `lanes` cycles per result.
     per_result = max(beats + cfg.chunks - 1, cfg.lanes)
-    tail = cfg.chunks + cfg.lif_params().latency + cfg.lif_lanes + _GROUP_EXTRA
+    # After a group's last beat: its jobs through the LIF chain and the writer.
+    tail = cfg.lif_params().latency + cfg.lanes - cfg.chunks + 3
     per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + positions * per_result + tail
     ops = d.timesteps * positions * d.out_c * beats
     return groups * per_group - 1, ops
@@ -79,17 +79,19 @@ def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     # K/V: 2d word reads + 1 + one row per cycle; Q: d reads + 1 + rows.
     kv = positions * (2 * hd + 1 + rows)
     q = positions * (hd + 1 + rows)
-    chunks = -(-hd // cfg.lif_lanes)
-    # LIF pass: per position and chunk, T reads + wait + send, or the writer's lif_lanes cycles.
-    lif = n * chunks * max(t + 2, cfg.lif_lanes) + 1
-    per_head = groups * (kv + q) + lif
-    return d.heads * per_head + cfg.lif_params().latency + cfg.lif_lanes
+    jobs = n * -(-hd // cfg.lif_lanes)
+    latency = cfg.lif_params().latency
+    # LIF pass: a job per position and chunk: T current reads, a wait and the send, or, when
+    # the writer is the bottleneck, the LIF chain stalls for its lif_lanes write cycles.
+    period = max(t + 2, latency + cfg.lif_lanes - 1)
+    lif = 2 + t + 1 + (jobs - 1) * period
+    return d.heads * (groups * (kv + q) + lif) + latency + cfg.lif_lanes - 1
 
 
 def _head_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     per = STREAM_BITS // cfg.numerics.weight_bits
     words = -(-d.in_c // per)
-    pool = d.in_c * d.in_w * d.planes_in + 3
+    pool = d.in_c * d.in_w * d.planes_in + 2
     per_class = 1 + words + d.in_c + 2
     return pool + d.classes * per_class
 

