@@ -16,6 +16,7 @@ import numpy as np
 
 from golden.intmodel import IntModel, Mismatch, compare_traces
 from hw.accel.compiler import compile_model
+from hw.accel.program import Program
 
 from .backends.base import Backend
 from .driver import Driver, RunResult
@@ -103,13 +104,15 @@ def _to_layer_mismatch(m: Mismatch, samples: list[int]) -> LayerMismatch:
 
 
 def first_layer_mismatch(backend: Backend, model: IntModel, x: np.ndarray, *, config: Any,
-                         samples: list[int] | None = None,
-                         timeout_s: float | None = None) -> LayerMismatch | None:
+                         samples: list[int] | None = None, timeout_s: float | None = None,
+                         traced: Program | None = None) -> LayerMismatch | None:
     """Run ``x`` with a traced program and return the first op that differs from ``model`` (or ``None``).
 
     ``samples`` are the batch indices of ``x`` in the caller's numbering (for the report).
+    ``traced`` is the traced program to run; by default ``model`` compiled with
+    ``trace=True`` (tests pass a program of a deliberately altered model).
     """
-    program = compile_model(model, config, trace=True)
+    program = compile_model(model, config, trace=True) if traced is None else traced
     driver = Driver(backend, program, timeout_s=timeout_s)
     try:
         result = driver.run(x)
@@ -124,7 +127,8 @@ def first_layer_mismatch(backend: Backend, model: IntModel, x: np.ndarray, *, co
 
 
 def check_bit_exact(driver: Driver, model: IntModel, x: np.ndarray, *, reference: np.ndarray | None = None,
-                    trace: str = "on-failure", max_traced: int = 4) -> BitExactReport:
+                    trace: str = "on-failure", max_traced: int = 4,
+                    traced: Program | None = None) -> BitExactReport:
     """Run ``x`` through ``driver`` and compare its logits with the integer reference.
 
     Parameters
@@ -142,6 +146,8 @@ def check_bit_exact(driver: Driver, model: IntModel, x: np.ndarray, *, reference
         ``"always"``: also trace when they agree (checks every layer); ``"never"``.
     max_traced:
         Samples rerun with the traced program (the first differing ones).
+    traced:
+        The traced program (default: ``model`` compiled with ``trace=True``).
     """
     if trace not in ("on-failure", "always", "never"):
         raise ValueError(f"trace must be 'on-failure', 'always' or 'never', not {trace!r}")
@@ -156,6 +162,6 @@ def check_bit_exact(driver: Driver, model: IntModel, x: np.ndarray, *, reference
         chosen = (differing or list(range(len(x))))[:max_traced]
         mismatch = first_layer_mismatch(driver.backend, model, np.asarray(x)[chosen],
                                         config=driver.program.config, samples=chosen,
-                                        timeout_s=driver.timeout_s)
+                                        timeout_s=driver.timeout_s, traced=traced)
     return BitExactReport(samples=len(expected), differing=differing, mismatch=mismatch, result=result,
                           reference=expected)

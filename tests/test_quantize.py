@@ -98,11 +98,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
                 return model, DEMO_CHECKPOINT
         except CheckpointError:
             pass  # stale or foreign checkpoint: train our own below
-    model = train_briefly("hw-tiny", build_dataset("digits", None, "train", timesteps=4), epochs=3, seed=0,
-                          lr=4e-3)
+    model = train_briefly("hw-tiny", build_dataset("digits", None, "train", timesteps=4), epochs=5, seed=0,
+                          lr=6e-3)
     path = tmp_path_factory.mktemp("tiny") / "checkpoint.pt"
     save_checkpoint(path, model=model, preset="hw-tiny", model_overrides={}, data="digits",
-                    data_kwargs={"timesteps": 4}, epoch=3, metrics=[], args={})
+                    data_kwargs={"timesteps": 4}, epoch=5, metrics=[], args={})
     return model, path
 
 

@@ -60,12 +60,15 @@ def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     fan_in = d.in_c * d.kernel * d.kernel
     beats = fan_in * d.planes_in
     positions = d.out_h * d.out_w
-    # The synapse array takes one beat per cycle; a result then holds its input for
-    # chunks - 1 cycles while its LIF jobs leave, and the writer needs `lanes` cycles per result.
-    per_result = max(beats + cfg.chunks - 1, cfg.lanes)
-    # After a group's last beat: its jobs through the LIF chain and the writer.
-    tail = cfg.lif_params().latency + cfg.lanes - cfg.chunks + 3
-    per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + positions * per_result + tail
+    latency = cfg.lif_params().latency
+    # Compute bound: one beat per cycle, and a result holds the array's input for
+    # chunks - 1 cycles while its LIF jobs leave; after the last beat its jobs pass the
+    # LIF chain and the writer (lanes cycles).
+    computing = positions * (beats + cfg.chunks - 1) + latency + cfg.lanes - cfg.chunks + 3
+    # Writer bound (short dot products): the writer, `lanes` cycles per result, runs
+    # without a break from the first result on. Both expressions agree at the boundary.
+    writing = beats + latency + positions * cfg.lanes + 2
+    per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + max(computing, writing)
     ops = d.timesteps * positions * d.out_c * beats
     return groups * per_group - 1, ops
 
