@@ -36,11 +36,15 @@ $(VENV)/.stamp: requirements.lock pyproject.toml
 
 setup: $(VENV)/.stamp system-deps
 
-# Yosys (Debian) serves `make synth`; g++/make/perl serve Verilator.
+# Yosys (Debian) serves `make synth`; g++/make/perl serve Verilator, whose FST
+# waveform writer also needs the lz4 and zlib headers.
+SYSTEM_PACKAGES := yosys g++ make perl liblz4-dev zlib1g-dev
 system-deps:
-	@command -v yosys >/dev/null && command -v g++ >/dev/null && command -v perl >/dev/null || { \
+	@command -v yosys >/dev/null && command -v g++ >/dev/null && command -v perl >/dev/null \
+	  && test -f /usr/include/lz4.h && test -f /usr/include/zlib.h || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq yosys g++ make perl >/dev/null; }
+	  echo "installing system packages: $(SYSTEM_PACKAGES)"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
 # The main job: train -> evaluate -> quantize + export (with the float/integer accuracy table).
 demo: setup

@@ -1,0 +1,190 @@
+"""End to end on the simulated RTL: the host driver's logits equal the integer reference, bit for bit.
+
+* The trained ``hw-tiny`` digits model on 32 test samples, through the command line
+  (``python -m host.run --backend sim``), which also checks the report.
+* DVS-shaped models (2 x 32 x 32 events, T = 4, 64 tokens) with joint and with divided
+  attention on synthetic events, every layer compared (``trace="always"``).
+* A deliberately altered layer in the program is named as the first differing layer.
+* Error flags of the real core (bad descriptor, truncated stream) are reported with the
+  failing command and cleared by the driver's reset.
+
+The simulator is the in-process engine (``host.backends.native_backend``) on the
+``sim`` accelerator configuration; the Verilator build is cached under build/host-sim.
+The trained model comes from ``make demo`` (build/runs/hw-tiny-digits) when present,
+otherwise from one seeded epoch of ``golden.train`` (about half a minute).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from golden.data import build_dataset
+from golden.export import load_export, make_test_vectors, write_export
+from golden.intmodel import Op, quantize_input
+from golden.models import create_model
+from golden.quantize import FakeQuantModel, to_int_model
+from host.driver import Driver
+from host.errors import AcceleratorFault
+from host.verify import check_bit_exact
+from hw.accel import regmap
+from hw.accel.compiler import compile_model
+from hw.accel.config import get_config
+from hw.accel.descriptors import DESC_WORDS
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = get_config("sim")
+DEMO_CHECKPOINT = ROOT / "build" / "runs" / "hw-tiny-digits" / "checkpoint.pt"
+DVS = dict(in_channels=2, img_size=32, timesteps=4, tokenizer_channels=(8,), tokenizer_pools=(True, True),
+           embed_dim=32, heads=2, depth=1, input_bits=2)
+"""A small DVS-shaped hardware model: 2x32x32 events, T=4, 64 tokens; counts clipped to 3."""
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from host.backends.native_backend import NativeSimBackend
+
+    with NativeSimBackend.for_config(CONFIG, root=ROOT / "build" / "host-sim") as sim:
+        yield sim
+
+
+def trained_tiny(tmp: Path) -> torch.nn.Module:
+    from golden.checkpoint import CheckpointError, load_model
+
+    if DEMO_CHECKPOINT.is_file():
+        try:
+            model, meta = load_model(DEMO_CHECKPOINT)
+            if meta["preset"] == "hw-tiny" and meta["data"] == "digits":
+                return model
+        except CheckpointError:
+            pass  # a stale checkpoint: train our own
+    from golden.train import main as train
+
+    assert train(["--preset", "hw-tiny", "--data", "digits", "--out", str(tmp / "run"), "--epochs", "1",
+                  "--threads", "1", "--seed", "0", "--no-augment"]) == 0
+    return load_model(tmp / "run" / "checkpoint.pt")[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained hw-tiny model quantized and exported with its first 32 digits test samples."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    model = trained_tiny(tmp).eval()
+    int_model = to_int_model(FakeQuantModel(model), event=False)
+    test = build_dataset("digits", None, "test", timesteps=4)
+    x = np.stack([np.asarray(test[i][0]) for i in range(32)])
+    y = np.array([int(test[i][1]) for i in range(32)])
+    vectors = make_test_vectors(int_model, quantize_input(x, input_max=int_model.numerics.input_max), y)
+    return write_export(int_model, tmp / "export", vectors=vectors, provenance={"data": "digits"})
+
+
+def test_trained_tiny_digits_bit_exact_on_32_samples(tiny_export, backend, tmp_path, capsys) -> None:
+    from host.run import main
+
+    report = tmp_path / "report.json"
+    status = main(["--export", str(tiny_export), "--backend", "sim", "--config", "sim", "--samples", "32",
+                   "--json", str(report)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    summary = json.loads(report.read_text())
+    assert summary["bit_exact"] and summary["samples"] == 32 and not summary["differing_samples"]
+    assert summary["accuracy"] == summary["reference_accuracy"] > 50.0     # a trained model, identical argmax
+    assert summary["cycles_min"] > 0 and summary["fps"] > 0
+    assert "bit-exact yes (32/32 samples" in out
+
+
+def dvs_model(attention: str, seed: int) -> tuple[object, np.ndarray]:
+    """An untrained DVS-shaped model whose BatchNorm statistics make every layer fire; 3 test samples."""
+    torch.manual_seed(seed)
+    model = create_model("hw-tiny", attention=attention, **DVS)
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) * 2 + 1)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g))
+    int_model = to_int_model(FakeQuantModel(model.eval()), event=True)
+    events = build_dataset("synthetic-events", None, "test", timesteps=4, size=32, num_classes=4,
+                           samples_per_class=1)
+    x = np.stack([np.asarray(events[i][0]) for i in range(3)])
+    return int_model, quantize_input(x, input_max=int_model.numerics.input_max)
+
+
+@pytest.fixture(scope="module", params=["joint", "divided"])
+def dvs(request) -> tuple[object, np.ndarray]:
+    return dvs_model(request.param, seed=7)
+
+
+def test_dvs_shaped_attention_bit_exact_at_every_layer(dvs, backend) -> None:
+    model, x = dvs
+    groupings = {op.params["grouping"] for op in model.ops if op.kind == "attention"}
+    assert groupings in ({"joint"}, {"temporal", "spatial"})
+    # Not a vacuous comparison: every spiking layer fires on these samples.
+    _, trace = model.run(x, trace=True)
+    silent = [op.name for op in model.ops if op.kind in ("conv", "linear", "attention") and not trace[op.name].any()]
+    assert not silent, silent
+    report = check_bit_exact(Driver(backend, compile_model(model, CONFIG)), model, x, trace="always")
+    assert report.exact, report.summary()
+    assert (report.result.cycles > 0).all()
+
+
+def test_altered_layer_is_named_as_the_first_difference(dvs, backend) -> None:
+    model, x = dvs
+    target = next(op for op in model.ops if op.kind == "linear" and op.name.endswith(".v"))
+    weight = target.tensors["weight"].copy()
+    weight[0] = -weight[0]                    # one output channel of V with inverted weights
+    ops = tuple(dataclasses.replace(op, tensors={**op.tensors, "weight": weight}) if op is target else op
+                for op in model.ops)
+    altered = copy.copy(model)
+    object.__setattr__(altered, "ops", ops)
+    assert isinstance(altered.ops[0], Op)
+    driver = Driver(backend, compile_model(altered, CONFIG))
+    report = check_bit_exact(driver, model, x, trace="always", traced=compile_model(altered, CONFIG, trace=True))
+    assert report.mismatch is not None and report.mismatch.layer == target.name, report.summary()
+
+
+def test_core_errors_are_reported_and_cleared(dvs, backend) -> None:
+    model, x = dvs
+    program = compile_model(model, CONFIG)
+    driver = Driver(backend, program)
+    good = driver.pack(x[:1])
+    conv = DESC_WORDS + program.input_words(x[0]).size           # the first CONV descriptor
+    bad = good.copy()
+    bad[0, conv + 3] ^= np.uint64(1 << 17)
+    driver.pack = lambda _: bad                                  # type: ignore[method-assign]
+    with pytest.raises(AcceleratorFault) as info:
+        driver.run(x[:1])
+    assert info.value.flags & regmap.ErrorFlag.DESCRIPTOR and info.value.command == 1
+    assert "CHECKSUM" in str(info.value)
+    driver.pack = lambda _: good                                 # type: ignore[method-assign]
+    np.testing.assert_array_equal(driver.run(x[:1]).logits, model.run(x[:1])[0])
+    # A stream cut before END: the DMA's TLAST arrives early.
+    full = driver.input_words
+    driver.input_words = conv + DESC_WORDS
+    with pytest.raises(AcceleratorFault) as info:
+        driver.run(x[:1])
+    assert info.value.flags & regmap.ErrorFlag.TRUNCATED
+    driver.input_words = full
+    np.testing.assert_array_equal(driver.run(x[:1]).logits, model.run(x[:1])[0])
+
+
+def test_export_round_trip_on_the_rtl(dvs, backend, tmp_path) -> None:
+    # The loaded export (what the CLI and a board use) runs as the in-memory model does.
+    model, x = dvs
+    loaded = load_export(write_export(model, tmp_path / "export", vectors=make_test_vectors(model, x, [0, 1, 2])))
+    driver = Driver.from_export(backend, loaded, config=CONFIG)
+    np.testing.assert_array_equal(driver.run(x).logits, loaded.vectors.logits)
