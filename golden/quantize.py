@@ -251,10 +251,16 @@ class IntLIF(nn.Module):
     channel_axes:
         Trailing singleton axes after the channel axis of one time step (2 for
         ``[B, C, H, W]``, 0 for ``[B, N, C]``).
+    gain:
+        Factor from the input's units to integer current units.
+    lif:
+        The float LIF it replaces (threshold ``V_th`` and surrogate for the gradient).
+    recorder:
+        Trace store shared with the owning :class:`FakeQuantModel` (a private one if omitted).
     """
 
     def __init__(self, *, name: str, threshold: int | Callable[[], torch.Tensor], channel_axes: int,
-                 gain: float, lif: LIFNode, cfg: NumericsConfig, recorder: _Recorder) -> None:
+                 gain: float, lif: LIFNode, cfg: NumericsConfig, recorder: _Recorder | None = None) -> None:
         super().__init__()
         self.name, self.channel_axes, self.gain, self.cfg = name, channel_axes, gain, cfg
         self.v_threshold, self.surrogate, self.alpha = lif.v_threshold, lif.surrogate, lif.alpha
@@ -263,7 +269,7 @@ class IntLIF(nn.Module):
         else:
             self.register_buffer("fixed_threshold", torch.tensor(float(threshold), dtype=torch.float64))
             object.__setattr__(self, "_source", lambda: self.fixed_threshold)
-        object.__setattr__(self, "_recorder", recorder)
+        object.__setattr__(self, "_recorder", recorder if recorder is not None else _Recorder())
 
     def threshold(self) -> torch.Tensor:
         """The current ``theta`` (scalar or per channel)."""

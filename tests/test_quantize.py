@@ -29,7 +29,6 @@ from golden.quantize import (
     FakeQuantModel,
     IntLIF,
     QuantizationError,
-    _Recorder,
     channel_scales,
     fold_batchnorm,
     numerics_for,
@@ -184,7 +183,7 @@ def test_int_lif_equals_numerics_lif(channel_axes: int) -> None:
     theta = torch.randint(1, 600, (4,), generator=g).double()
     theta[0] = 1.0
     lif = IntLIF(name="t", threshold=lambda: theta, channel_axes=channel_axes, gain=1.0, lif=LIFNode(),
-                 cfg=cfg, recorder=_Recorder())
+                 cfg=cfg)
     spikes = lif(x)
     t_np = theta.numpy().astype(np.int64).reshape((-1,) + (1,) * channel_axes)
     ref = nm.lif(x.numpy().astype(np.int64), t_np, leak_shift=1, membrane_bits=12)
@@ -199,7 +198,7 @@ def test_int_lif_gradient_equals_float_lif_gradient() -> None:
     g = torch.Generator().manual_seed(4)
     x_int = (torch.randint(-8, 24, (4, 50), generator=g) * 16).double().requires_grad_(True)
     lif = IntLIF(name="t", threshold=lambda: torch.tensor(theta), channel_axes=0, gain=1.0, lif=LIFNode(),
-                 cfg=cfg, recorder=_Recorder())
+                 cfg=cfg)
     weights = torch.rand(4, 50, generator=g, dtype=torch.float64)
     (lif(x_int) * weights).sum().backward()
     x_float = (x_int.detach() / theta).requires_grad_(True)

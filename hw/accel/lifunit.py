@@ -7,8 +7,11 @@ lane ``l``'s ``T`` spikes, masked to the command's time steps, to ``addr + l``: 
 word per cycle, ``lif_lanes`` cycles per job (lanes beyond the job's ``lanes`` are
 skipped but still take their cycle, which keeps the timing data-independent).
 
-The job's address travels beside the LIF pipeline in a small FIFO (the array
-carries no tag); ``idle`` is low while any accepted job is not fully written.
+The array's output beats go into a spike FIFO that the writer drains, so the LIF
+chain keeps advancing while the writer works (the array stalls its whole chain when
+its output is not taken; without the FIFO, beats queued behind a busy writer would
+leave bubbles). The job's address travels beside them in a tag FIFO (the array carries
+no tag); ``idle`` is low while any accepted job is not fully written.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ from hw.accel.config import AcceleratorConfig
 from hw.accel.ports import ADDRESS_BITS, amem_write_signature, lif_job_layout
 from hw.lif_pe import LIFArray
 
-__all__ = ["LIFUnit"]
+__all__ = ["LIFUnit", "spike_fifo_depth"]
+
+
+def spike_fifo_depth(config: AcceleratorConfig) -> int:
+    """Beats the spike FIFO holds: two synapse results' jobs, so the writer never waits
+    for the next result while the current one is written."""
+    return 2 * config.chunks + 1
 
 
 class LIFUnit(wiring.Component):
@@ -63,8 +72,10 @@ class LIFUnit(wiring.Component):
         lanes = params.lanes
         lane_bits = lanes.bit_length()
 
+        depth = spike_fifo_depth(cfg)
         m.submodules.lif = lif = LIFArray(params)
-        m.submodules.tags = tags = SyncFIFO(width=ADDRESS_BITS + lane_bits, depth=params.latency + 2)
+        m.submodules.spikes = spikes = SyncFIFO(width=lanes * params.timesteps, depth=depth)
+        m.submodules.tags = tags = SyncFIFO(width=ADDRESS_BITS + lane_bits, depth=params.latency + depth + 2)
 
         job = self.job
         accept = Signal()
@@ -78,6 +89,12 @@ class LIFUnit(wiring.Component):
             tags.w_data.eq(Cat(job.payload.addr, job.payload.lanes)),
         ]
 
+        m.d.comb += [
+            lif.out.ready.eq(spikes.w_rdy),
+            spikes.w_en.eq(lif.out.valid),
+            spikes.w_data.eq(lif.out.payload.spikes.as_value()),
+        ]
+
         # Writer: one lane per cycle; the beat and its tag leave together after the last lane.
         lane = Signal(range(lanes), name="write_lane")
         tag_addr = tags.r_data[:ADDRESS_BITS]
@@ -85,12 +102,12 @@ class LIFUnit(wiring.Component):
         writing = Signal()
         finish = Signal()
         m.d.comb += [
-            writing.eq(lif.out.valid & tags.r_rdy),
+            writing.eq(spikes.r_rdy & tags.r_rdy),
             finish.eq(writing & (lane == lanes - 1)),
             self.wr.addr.eq(tag_addr + lane),
             self.wr.en.eq(writing & (lane < tag_lanes)),
-            self.wr.data.eq(lif.out.payload.spikes[lane] & self.tmask),
-            lif.out.ready.eq(finish),
+            self.wr.data.eq(spikes.r_data.word_select(lane, params.timesteps) & self.tmask),
+            spikes.r_en.eq(finish),
             tags.r_en.eq(finish),
         ]
         with m.If(finish):
@@ -98,7 +115,7 @@ class LIFUnit(wiring.Component):
         with m.Elif(writing):
             m.d.sync += lane.eq(lane + 1)
 
-        inflight = Signal(range(params.latency + 4))
+        inflight = Signal(range(params.latency + depth + 4))
         with m.If(accept & ~finish):
             m.d.sync += inflight.eq(inflight + 1)
         with m.Elif(finish & ~accept):
