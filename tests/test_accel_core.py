@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from intmodel_factory import random_input, random_int_model
 
 from golden.intmodel import compare_traces
 from hw.accel.compiler import compile_model
@@ -24,6 +23,8 @@ from hw.accel.perf import command_cycles, estimate
 from hw.accel.program import words_to_stream
 from hw.accel.regmap import DescriptorFault, ErrorFlag
 from hw.accel.testbench import run_core
+
+from intmodel_factory import random_input, random_int_model
 
 SIM = ACCEL_CONFIGS["sim"]
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from intmodel_factory import random_input, random_int_model
 
 from golden.intmodel import compare_traces
 from golden.numerics import NumericsConfig
@@ -29,6 +28,8 @@ from hw.accel.program import (
     unpack_activation,
     words_to_stream,
 )
+
+from intmodel_factory import random_input, random_int_model
 
 SIM = ACCEL_CONFIGS["sim"]
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from intmodel_factory import random_input, random_int_model
 
 from golden import export as ex
 from golden.intmodel import IntModel, IntModelError, Op, compare_traces
 from golden.numerics import NumericsConfig
 from golden.overflow import OverflowRiskError, SaturationWarning, check_overflow, overflow_report, signed_bits
+
+from intmodel_factory import random_input, random_int_model
 
 GROUPINGS = [("joint",), ("temporal", "spatial"), ("spatial",)]
 

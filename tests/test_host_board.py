@@ -20,13 +20,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from intmodel_factory import random_input, random_int_model
 
 from golden.export import make_test_vectors, write_export
 from host import bitstream, deploy
 from host.backends.simcommon import DEFAULT_ROOT
 from hw.accel import regmap
 from hw.accel.config import STREAM_BITS
+
+from intmodel_factory import random_input, random_int_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TCL = (ROOT / "board" / "bitstream.tcl").read_text()

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from host_fakes import make_backend
-from intmodel_factory import random_input, random_int_model
 
 import host.backends
 from golden.export import make_test_vectors, write_export
 from host.run import main
 from hw.accel.config import get_config
 from hw.accel.descriptors import Opcode
+
+from host_fakes import make_backend
+from intmodel_factory import random_input, random_int_model
 
 
 @pytest.fixture(scope="module")

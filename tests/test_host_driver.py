@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from host_fakes import make_backend, pynq
-from intmodel_factory import random_input, random_int_model
 
 from host import packing
 from host.driver import STAGES, Driver
@@ -33,6 +31,9 @@ from hw.accel import regmap
 from hw.accel.compiler import compile_model
 from hw.accel.config import get_config
 from hw.accel.descriptors import DESC_WORDS, Opcode
+
+from host_fakes import make_backend, pynq
+from intmodel_factory import random_input, random_int_model
 
 FLAVOURS = ["thin", pytest.param("pynq", marks=pytest.mark.skipif(pynq is None, reason="pynq not installed"))]
 CONFIG = get_config("sim")

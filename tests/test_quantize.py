@@ -4,7 +4,7 @@ The exact promise (docs/numerics.md section 4): the fake-quant model and the int
 produce identical values at every layer. The accuracy promise: integer top-1 within 1 point
 of the float model, on hw-tiny/digits and on a DVS-shaped model trained on synthetic events
 with joint and divided attention. Trained models come from brief in-test training (seeded),
-or, for hw-tiny, from build/runs/hw-tiny-digits/checkpoint.pt when `make demo` left one.
+shared with the other suites through the conftest fixtures.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
 from golden import numerics as nm
-from golden.checkpoint import CheckpointError, load_model, save_checkpoint
+from golden.checkpoint import load_model
 from golden.data import build_dataset
 from golden.export import check_test_vectors, load_export, make_test_vectors, write_export
 from golden.intmodel import compare_traces, quantize_input
@@ -37,37 +37,12 @@ from golden.quantize import (
 )
 from golden.quantize_run import evaluate_quantization, finetune_qat, main
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_CHECKPOINT = ROOT / "build" / "runs" / "hw-tiny-digits" / "checkpoint.pt"
-DVS = dict(in_channels=2, img_size=32, timesteps=4, tokenizer_channels=(8,), tokenizer_pools=(True, True),
-           embed_dim=32, heads=2, depth=1, input_bits=3)
-"""A small DVS-shaped hardware model: 2x32x32 events, T=4, 64 tokens; counts (and the residual
-stream, at most 1 + 3 with divided attention) within 3 bits."""
+from trained_models import DVS, train_briefly
 
 
 @pytest.fixture(autouse=True)
 def _few_threads() -> None:
     torch.set_num_threads(1)
-
-
-def train_briefly(preset: str, dataset: torch.utils.data.Dataset, *, epochs: int, seed: int, lr: float,
-                  **overrides: object) -> nn.Module:
-    """Build ``preset`` and train it with seeded AdamW + one-cycle: a few epochs to real margins."""
-    torch.manual_seed(seed)  # before building: the initial weights are part of the seeded run
-    model = create_model(preset, **overrides)
-    loader = DataLoader(dataset, batch_size=32, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(loader), pct_start=0.15)
-    model.train()
-    for _ in range(epochs):
-        for x, y in loader:
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
 
 
 def random_bn_stats(model: nn.Module, seed: int) -> nn.Module:
@@ -88,21 +63,9 @@ def digits_test() -> torch.utils.data.Dataset:
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
-    """hw-tiny trained on digits, and a checkpoint of it."""
-    if DEMO_CHECKPOINT.is_file():
-        try:
-            model, meta = load_model(DEMO_CHECKPOINT)
-            if meta["preset"] == "hw-tiny" and meta["data"] == "digits":
-                return model, DEMO_CHECKPOINT
-        except CheckpointError:
-            pass  # stale or foreign checkpoint: train our own below
-    model = train_briefly("hw-tiny", build_dataset("digits", None, "train", timesteps=4), epochs=5, seed=0,
-                          lr=6e-3)
-    path = tmp_path_factory.mktemp("tiny") / "checkpoint.pt"
-    save_checkpoint(path, model=model, preset="hw-tiny", model_overrides={}, data="digits",
-                    data_kwargs={"timesteps": 4}, epoch=5, metrics=[], args={})
-    return model, path
+def tiny(tiny_checkpoint: Path) -> tuple[nn.Module, Path]:
+    """hw-tiny trained briefly on digits (the suite's shared checkpoint), and its path."""
+    return load_model(tiny_checkpoint)[0], tiny_checkpoint
 
 
 def assert_quantization_holds(model: nn.Module, dataset: torch.utils.data.Dataset, *, event: bool,

@@ -8,11 +8,9 @@ raises :class:`sim.runner.SimulationError` and fails the case. The random vector
 are split over a PE's configurations so each PE sees at least
 :data:`MIN_VECTORS_PER_PE` beats in total. ``make sim`` sweeps every configuration.
 
-When an exported trained model exists (``make demo`` / ``make export`` write
-``build/export/hw-tiny-digits``; ``SIM_EXPORT_DIR`` overrides), its layers' operands are
-cut into PE vectors (:mod:`sim.vectors`) and every compatible configuration also runs
-the testbench's ``exported_vectors`` test; without one, that test is skipped and
-:func:`test_exported_model_vectors` says why.
+The suite's own briefly trained hw-tiny export (conftest ``tiny_export``; ``SIM_EXPORT_DIR``
+overrides it) is cut into PE vectors (:mod:`sim.vectors`), and every compatible
+configuration also runs the testbench's ``exported_vectors`` test.
 
 The fast tests check the payload codec against Amaranth's own layout constants and
 lint the generated Verilog.
@@ -33,7 +31,7 @@ from hw.params import PE_CONFIGS
 from hw.synapse_pe import SynapseArray
 from sim import flow, lint, runner
 from sim.payload import PayloadCodec
-from sim.vectors import DEFAULT_EXPORT, EXPORT_ENV, ExportedVectors, extract, find_export
+from sim.vectors import EXPORT_ENV, ExportedVectors, extract, find_export
 
 ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
 
@@ -61,13 +59,12 @@ def _cases() -> list[pytest.param]:
 
 
 @pytest.fixture(scope="module")
-def exported() -> ExportedVectors | None:
-    """Vectors of the exported trained model, or ``None`` when there is no export."""
+def exported(request: pytest.FixtureRequest) -> ExportedVectors:
+    """Vectors of an exported trained hw-tiny model: ``$SIM_EXPORT_DIR``, else the suite's own."""
     explicit = os.environ.get(EXPORT_ENV)
-    default = ROOT.parent / DEFAULT_EXPORT.relative_to("build")
-    export_dir = find_export(Path(explicit) if explicit else default)
+    export_dir = find_export(Path(explicit)) if explicit else request.getfixturevalue("tiny_export")
     if export_dir is None:
-        return None
+        raise FileNotFoundError(f"{EXPORT_ENV}={explicit} holds no export (manifest.json)")
     # Per-process directory: parallel workers write identical files, never the same one.
     return extract(export_dir, ROOT / "vectors" / f"pid{os.getpid()}")
 
@@ -81,7 +78,7 @@ def test_pytest_configs_exist() -> None:
 @pytest.mark.slow
 @pytest.mark.sim
 @pytest.mark.parametrize(("kind", "name", "vectors"), _cases())
-def test_cocotb(kind: str, name: str, vectors: int, exported: ExportedVectors | None) -> None:
+def test_cocotb(kind: str, name: str, vectors: int, exported: ExportedVectors) -> None:
     params = PE_CONFIGS[kind][name]
     run = flow.simulate(name, params, root=ROOT, vectors=vectors, exported=exported)
     assert run.result.tests - len(run.result.skipped) >= 4, f"only {run.result.tests} cocotb tests ran"
@@ -92,11 +89,8 @@ def test_cocotb(kind: str, name: str, vectors: int, exported: ExportedVectors | 
 
 
 @pytest.mark.sim
-def test_exported_model_vectors(exported: ExportedVectors | None) -> None:
+def test_exported_model_vectors(exported: ExportedVectors) -> None:
     """Every PE kind has a pytest configuration that runs the exported model's vectors."""
-    if exported is None:
-        pytest.skip("no exported hw-tiny model (run `make demo` or `make export`, or set SIM_EXPORT_DIR); "
-                    "the cocotb exported_vectors tests are skipped")
     for kind, names in PYTEST_CONFIGS.items():
         compatible = [n for n in names if exported.compatible(PE_CONFIGS[kind][n])]
         assert compatible, (f"no pytest {kind} configuration takes the exported model's vectors "
