@@ -1,6 +1,6 @@
 """``python -m host.bitstream`` (``make bitstream``): the accelerator's Verilog through Vivado to an overlay.
 
-Writes ``<out>/<top>.v`` for the accelerator configuration, then runs
+Writes ``<out>/rtl/<config>/spikeformer_accel.v`` for the accelerator configuration, then runs
 ``board/bitstream.tcl`` in Vivado batch mode, which packages it as an IP, builds the
 PYNQ-Z2 block design and writes ``<out>/spikeformer.bit`` and ``<out>/spikeformer.hwh``.
 The block-design names below are the ones :class:`host.backends.pynq_backend.PynqBackend`
@@ -74,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .rtl import write_top
 
     args.out.mkdir(parents=True, exist_ok=True)
-    verilog, top = write_top(get_config(args.config), args.out)
-    command = vivado_command(vivado, verilog=verilog, top=top, out=args.out.resolve(),
-                             clock_mhz=args.clock_mhz, jobs=args.jobs)
+    cfg = get_config(args.config)
+    files = write_top(cfg, args.out / "rtl" / cfg.name)
+    command = vivado_command(vivado, verilog=files.verilog.resolve(), top=files.toplevel,
+                             out=args.out.resolve(), clock_mhz=args.clock_mhz, jobs=args.jobs)
     print("[bitstream]", " ".join(command), flush=True)
     status = subprocess.call(command)
     outputs = [args.out / f"{OVERLAY_NAME}.{suffix}" for suffix in ("bit", "hwh")]

@@ -1,56 +1,66 @@
 """The accelerator's Verilog for a configuration, regenerated only when its inputs change.
 
 Both simulation engines and the Vivado flow (``make bitstream``) take the top from
-here: :class:`hw.accel.top.AcceleratorTop` converted by :func:`hw.generate.verilog_of`
-(no source paths in the output). Converting a top takes from seconds (``sim``) to
-minutes (``pynq-z2``), so a fingerprint of everything the text depends on (the
-configuration, the ``hw`` package's sources, the Amaranth version) is stored beside
-the file and an unchanged fingerprint skips the conversion.
+:func:`hw.accel.generate.generate`: the Verilog (:class:`hw.accel.top.AcceleratorTop`,
+no source paths) and its file-scoped Verilator waivers. Converting a top takes from
+seconds (``sim``) to minutes (``pynq-z2``), so a fingerprint of everything the files
+depend on (the configuration, the ``hw`` package's sources, ``golden/numerics.py``, the
+Amaranth version) is stored beside them and an unchanged fingerprint skips the work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 from hw.accel.config import AcceleratorConfig
 
-__all__ = ["fingerprint", "write_top"]
+__all__ = ["TopFiles", "fingerprint", "write_top"]
 
-_HW = Path(__file__).resolve().parents[1] / "hw"
-_GOLDEN_NUMERICS = Path(__file__).resolve().parents[1] / "golden" / "numerics.py"
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class TopFiles:
+    """The generated top: ``verilog``, its ``waivers`` (a Verilator control file) and the module name."""
+
+    verilog: Path
+    waivers: Path
+    toplevel: str
 
 
 def fingerprint(config: AcceleratorConfig) -> str:
     """Hash of the configuration, the generator's sources and the Amaranth version."""
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
     digest.update(version("amaranth").encode())
-    for source in sorted([*_HW.rglob("*.py"), _GOLDEN_NUMERICS]):
-        digest.update(str(source.relative_to(_HW.parent)).encode() + b"\0" + source.read_bytes())
+    for source in sorted([*(_ROOT / "hw").rglob("*.py"), _ROOT / "golden" / "numerics.py"]):
+        digest.update(str(source.relative_to(_ROOT)).encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
 
 
-def write_top(config: AcceleratorConfig, directory: Path) -> tuple[Path, str]:
-    """Write ``<directory>/<top>.v`` for ``config``; returns its path and the module name.
+def write_top(config: AcceleratorConfig, directory: Path) -> TopFiles:
+    """Generate the top of ``config`` into ``directory`` unless it is up to date.
 
-    The file is rewritten only when its text changes, so Verilator and make see an
+    Files are only rewritten when their content changes, so Verilator and make see an
     unchanged design as up to date.
     """
+    from hw.accel.generate import VERILOG_FILE
     from hw.accel.top import TOP_NAME
 
-    path = Path(directory) / f"{TOP_NAME}.v"
-    stamp = path.with_suffix(".fingerprint")
+    directory = Path(directory)
+    files = TopFiles(directory / VERILOG_FILE, directory / "accel_waivers.vlt", TOP_NAME)
+    stamp = directory / "fingerprint"
     current = fingerprint(config)
-    if path.is_file() and stamp.is_file() and stamp.read_text() == current:
-        return path, TOP_NAME
-    from hw.accel.top import AcceleratorTop
-    from hw.generate import verilog_of
+    if not (files.verilog.is_file() and files.waivers.is_file() and stamp.is_file()
+            and stamp.read_text() == current):
+        from hw.accel.generate import generate
 
-    text = verilog_of(AcceleratorTop(config), name=TOP_NAME)
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    stamp.write_text(current)
-    return path, TOP_NAME
+        paths = generate(config, directory.parent)
+        written = (paths["verilog"], paths["waivers"])
+        if directory.name != config.name or written != (files.verilog, files.waivers):
+            raise RuntimeError(f"hw.accel.generate wrote {paths}, expected the files of {files}")
+        stamp.write_text(current)
+    return files

@@ -94,10 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _report(args: argparse.Namespace, export: Any, cfg: Any, samples: Samples, report: Any) -> dict[str, Any]:
+def _report(args: argparse.Namespace, export: Any, program: Any, samples: Samples,
+            report: Any) -> dict[str, Any]:
+    from hw.accel.perf import report as perf_report
+
+    cfg = program.config
+    model = perf_report(program)
     result = report.result
     cycles = result.cycles.astype(np.float64)
     mean_cycles = float(cycles.mean())
+    ops_per_cycle = model.synaptic_ops / mean_cycles if mean_cycles else float("nan")
     return {
         "export": str(args.export), "preset": export.model.preset, "backend": args.backend,
         "config": cfg.name,
@@ -109,7 +115,10 @@ def _report(args: argparse.Namespace, export: Any, cfg: Any, samples: Samples, r
         "cycles_mean": mean_cycles, "cycles_min": int(cycles.min()), "cycles_max": int(cycles.max()),
         "clock_mhz": args.clock_mhz,
         "fps": args.clock_mhz * 1e6 / mean_cycles if mean_cycles else float("nan"),
+        "model_cycles": model.cycles,
+        "synaptic_ops": model.synaptic_ops, "synaptic_ops_per_cycle": ops_per_cycle,
         "peak_synaptic_ops_per_cycle": cfg.peak_synaptic_ops,
+        "utilization": ops_per_cycle / cfg.peak_synaptic_ops,
         "stage_seconds": dict(result.times.seconds),
     }
 
@@ -122,7 +131,9 @@ def _print(summary: dict[str, Any], report: Any) -> None:
           f"{summary['reference_accuracy']:.2f} %")
     print(f"bit-exact {report.summary()}")
     print(f"cycles   {summary['cycles_mean']:.0f} per inference (min {summary['cycles_min']}, "
-          f"max {summary['cycles_max']})")
+          f"max {summary['cycles_max']}; cycle model {summary['model_cycles']})")
+    print(f"synapse  {summary['synaptic_ops_per_cycle']:.1f} synaptic ops per cycle of a peak "
+          f"{summary['peak_synaptic_ops_per_cycle']} (PE utilization {100 * summary['utilization']:.1f} %)")
     print(f"FPS      {summary['fps']:.1f} at {summary['clock_mhz']:g} MHz")
     print(f"stages   {report.result.times.table()}")
 
@@ -165,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HostError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    summary = _report(args, export, cfg, samples, report)
+    summary = _report(args, export, program, samples, report)
     _print(summary, report)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def active_int_model(preset: str, calibration: np.ndarray, **overrides: object) 
     norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for norm in norms:
         norm.reset_running_stats()
-        norm.momentum = None   # cumulative average over the calibration batches
+        norm.momentum = None  # cumulative average over the calibration batches
         norm.eps = 1e-12
     net.train()
     with torch.no_grad():
@@ -83,9 +83,19 @@ def tiny_model(samples: int = 32) -> tuple[IntModel, np.ndarray, str]:
 @lru_cache(maxsize=2)
 def dvs_model(attention: str, samples: int = 2) -> tuple[IntModel, np.ndarray]:
     """``(model, inputs [samples, 4, 2, 16, 16])``; ``attention`` is ``joint`` or ``divided``."""
-    overrides = dict(in_channels=2, img_size=16, num_classes=10, timesteps=4, tokenizer_channels=(16,),
-                     tokenizer_pools=(True, False), embed_dim=32, depth=1, heads=2, mlp_ratio=2,
-                     attention=attention)
+    overrides = dict(
+        in_channels=2,
+        img_size=16,
+        num_classes=10,
+        timesteps=4,
+        tokenizer_channels=(16,),
+        tokenizer_pools=(True, False),
+        embed_dim=32,
+        depth=1,
+        heads=2,
+        mlp_ratio=2,
+        attention=attention,
+    )
     model = active_int_model("hw-tiny", _dataset("synthetic-events", "train", 64, size=16), **overrides)
     frames = _dataset("synthetic-events", "test", samples, size=16)
     return model, quantize_input(frames, input_max=model.numerics.input_max)

@@ -9,6 +9,7 @@ is slow on this design, so the programs are small; whole models run under Verila
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,7 +23,7 @@ from hw.accel.emulator import Emulator
 from hw.accel.perf import command_cycles, estimate
 from hw.accel.program import words_to_stream
 from hw.accel.regmap import DescriptorFault, ErrorFlag
-from hw.accel.testbench import run_core
+from hw.accel.testbench import run_core, run_programs
 
 from intmodel_factory import random_input, random_int_model
 
@@ -50,8 +51,9 @@ def raw_descriptor(**fields: int) -> list[int]:
     values = {name: fields.get(name, 0) for name, _ in DESCRIPTOR_LAYOUT}
     values["magic"] = fields.get("magic", MAGIC)
     bits = DESCRIPTOR_LAYOUT.const({**values, "check": 0}).as_bits()
-    check = fields.get("check", (-sum((bits >> (32 * i)) & 0xFFFF_FFFF for i in range(2 * DESC_WORDS)))
-                       & 0xFFFF_FFFF)
+    check = fields.get(
+        "check", (-sum((bits >> (32 * i)) & 0xFFFF_FFFF for i in range(2 * DESC_WORDS))) & 0xFFFF_FFFF
+    )
     bits = DESCRIPTOR_LAYOUT.const({**values, "check": check}).as_bits()
     return [(bits >> (64 * i)) & ((1 << 64) - 1) for i in range(DESC_WORDS)]
 
@@ -59,18 +61,21 @@ def raw_descriptor(**fields: int) -> list[int]:
 def test_load_store_with_backpressure() -> None:
     rng = np.random.default_rng(3)
     values = rng.integers(0, 16, 37)
-    stream = program(load(0, 100, values),
-                     (Descriptor(Opcode.STORE, 1, {"src0": 103, "count": 30}), []),
-                     (Descriptor(Opcode.STORE, 2, {"src0": 100, "count": 1}), []), end(3))
+    stream = program(
+        load(0, 100, values),
+        (Descriptor(Opcode.STORE, 1, {"src0": 103, "count": 30}), []),
+        (Descriptor(Opcode.STORE, 2, {"src0": 100, "count": 1}), []),
+        end(3),
+    )
     expected = Emulator(SIM).run(stream)
-    run = run_core(SIM, stream, seed=1, valid_prob=0.6, ready_prob=0.5, max_cycles=2000)
-    assert np.array_equal(run.words, expected)
-    assert run.lasts == [1, 2] and run.error == 0 and run.commands == 4
+    (slow,) = run_programs(SIM, [stream], seed=1, valid_prob=0.6, ready_prob=0.5, max_cycles=2000)
+    (quick,) = run_programs(SIM, [stream], max_cycles=2000)
+    for run in (slow, quick):
+        assert np.array_equal(run.words, expected)
+        assert run.lasts == [1, 2] and run.error == 0 and run.commands == 4
     # With both streams always ready the profile equals the cycle model.
-    quick = run_core(SIM, stream, max_cycles=2000)
-    assert np.array_equal(quick.words, expected)
-    descriptors = [Descriptor.from_words(list(stream[i:i + DESC_WORDS])) for i in
-                   (0, DESC_WORDS + 3, 2 * DESC_WORDS + 3, 3 * DESC_WORDS + 3)]
+    offsets = (0, DESC_WORDS + 3, 2 * DESC_WORDS + 3, 3 * DESC_WORDS + 3)
+    descriptors = [Descriptor.from_words(list(stream[i : i + DESC_WORDS])) for i in offsets]
     assert quick.profile == [command_cycles(d, SIM)[0] for d in descriptors]
 
 
@@ -79,43 +84,62 @@ def _conv_rule_number(name: str) -> int:
     return list(field_checks(zeros, SIM)[Opcode.CONV]).index(name)
 
 
-@pytest.mark.parametrize(("words", "fault", "rule"), [
+#: Programs that the core must refuse: words, expected DETAIL.FAULT and DETAIL.RULE.
+BAD_DESCRIPTORS = [
     (raw_descriptor(magic=0x5A, opcode=Opcode.END), DescriptorFault.MAGIC, 0),
     (raw_descriptor(opcode=Opcode.END, check=12345), DescriptorFault.CHECKSUM, 0),
     (raw_descriptor(opcode=0x0F), DescriptorFault.OPCODE, 0),
     (raw_descriptor(opcode=Opcode.END, index=5), DescriptorFault.INDEX, 0),
-    (raw_descriptor(opcode=Opcode.CONV, timesteps=4, in_h=1, in_w=1, in_c=100, out_h=1, out_w=1, out_c=1,
-                    kernel=3, stride=1, planes_in=1), DescriptorFault.FIELD, _conv_rule_number("fan_in")),
-])
-def test_bad_descriptor_stops_and_drains(words: list[int], fault: DescriptorFault, rule: int) -> None:
-    stream = np.asarray(words + [7, 8, 9], dtype=np.uint64)   # trailing words: the drain swallows them
-    run = run_core(SIM, stream, max_cycles=500)
-    assert run.error == ErrorFlag.DESCRIPTOR
-    assert run.detail & 0xF == fault and (run.detail >> 8) & 0xFF == rule
-    assert (run.detail >> 16) & 0xFF == (int(words[0]) >> 8) & 0xFF
-    assert run.error_command == 0 and run.commands == 0 and run.words.size == 0
+    (
+        raw_descriptor(
+            opcode=Opcode.CONV,
+            timesteps=4,
+            in_h=1,
+            in_w=1,
+            in_c=100,
+            out_h=1,
+            out_w=1,
+            out_c=1,
+            kernel=3,
+            stride=1,
+            planes_in=1,
+        ),
+        DescriptorFault.FIELD,
+        _conv_rule_number("fan_in"),
+    ),
+]
 
 
-def test_truncated_stream() -> None:
-    stream = program(load(0, 0, np.arange(40) % 16), end(1))
-    run = run_core(SIM, stream, last_at=DESC_WORDS + 1, max_cycles=500)
-    assert run.error == ErrorFlag.TRUNCATED and run.error_command == 0 and run.commands == 0
+def test_errors_and_recovery() -> None:
+    """Every descriptor fault, a truncated stream and an out-of-range address, then a good program."""
+    streams = [np.asarray(words + [7, 8, 9], dtype=np.uint64) for words, _, _ in BAD_DESCRIPTORS]
+    truncated = program(load(0, 0, np.arange(40) % 16), end(1))
+    outside = program(load(0, SIM.amem_depth - 8, np.arange(32) % 16), end(1))
+    good = program(
+        load(0, 5, np.arange(20) % 16), (Descriptor(Opcode.STORE, 1, {"src0": 5, "count": 20}), []), end(2)
+    )
+    last_at = [None] * len(streams) + [DESC_WORDS + 1, None, None]
+    runs = run_programs(SIM, [*streams, truncated, outside, good], last_at=last_at, max_cycles=500)
+    for (words, fault, rule), run in zip(BAD_DESCRIPTORS, runs, strict=False):
+        assert run.error == ErrorFlag.DESCRIPTOR, fault
+        assert run.detail & 0xF == fault and (run.detail >> 8) & 0xFF == rule
+        assert (run.detail >> 16) & 0xFF == (int(words[0]) >> 8) & 0xFF
+        assert run.error_command == 0 and run.commands == 0 and run.words.size == 0
+    cut, wide, ok = runs[len(streams) :]
+    assert cut.error == ErrorFlag.TRUNCATED and cut.commands == 0
+    assert wide.error == ErrorFlag.ADDRESS and wide.error_command == 0 and wide.commands == 2
+    assert ok.error == 0 and ok.commands == 3 and np.array_equal(ok.words, Emulator(SIM).run(good))
 
 
-def test_address_out_of_range_is_flagged_and_the_program_completes() -> None:
-    values = np.arange(32) % 16
-    stream = program(load(0, SIM.amem_depth - 8, values), end(1))
-    run = run_core(SIM, stream, max_cycles=500)
-    assert run.error == ErrorFlag.ADDRESS and run.error_command == 0 and run.commands == 2
-
-
-@pytest.mark.parametrize("groupings", [("joint",), ("temporal", "spatial")])
-def test_small_model_bit_exact_with_exact_cycles(groupings: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(("groupings", "serial"), [(("joint",), False), (("temporal", "spatial"), True)])
+def test_small_model_bit_exact_with_exact_cycles(groupings: tuple[str, ...], serial: bool) -> None:
+    """A whole model, every layer traced; the serial synapse array in one of the two runs."""
+    config = dataclasses.replace(SIM, serial_synapse=serial)
     model = random_int_model(3, groupings=groupings, img=4, channels=(1, 4, 8))
     x = random_input(model, 1, 1)
     _, trace = model.run(x, trace=True)
-    compiled = compile_model(model, SIM, trace=True)
-    run = run_core(SIM, compiled.stream(x[0]), max_cycles=40_000)
+    compiled = compile_model(model, config, trace=True)
+    run = run_core(config, compiled.stream(x[0]), max_cycles=40_000)
     assert run.error == 0
     logits, got = compiled.decode(run.words)
     assert compare_traces(trace, {**got, "head": logits[None]}, names=[*compiled.trace_names, "head"]) is None

@@ -45,13 +45,16 @@ def test_presets_and_peak_rate() -> None:
     assert dataclasses.replace(SIM, name="other", clock_mhz=50.0).config_hash == SIM.config_hash
 
 
-@pytest.mark.parametrize(("field", "value", "match"), [
-    ("timesteps", 3, "power of two"),
-    ("lanes", 4, "multiple of 64"),
-    ("lif_lanes", 3, "divide lanes"),
-    ("head_dim", 12, "divide head_dim"),
-    ("amem_depth", 0, "amem_depth"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("timesteps", 3, "power of two"),
+        ("lanes", 4, "multiple of 64"),
+        ("lif_lanes", 3, "divide lanes"),
+        ("head_dim", 12, "divide head_dim"),
+        ("amem_depth", 0, "amem_depth"),
+    ],
+)
 def test_bad_config_names_the_field(field: str, value: int, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         dataclasses.replace(SIM, **{field: value})
@@ -66,9 +69,27 @@ def test_config_type_errors() -> None:
 
 # ---------------------------------------------------------------------------- descriptors and registers
 def test_descriptor_round_trip_and_checksum() -> None:
-    d = Descriptor(Opcode.CONV, 7, {"src0": 3, "dst": 900, "in_h": 8, "in_w": 8, "in_c": 2, "planes_in": 8,
-                                    "out_h": 8, "out_w": 8, "out_c": 16, "kernel": 3, "stride": 1, "pad_top": 1,
-                                    "pad_left": 1, "timesteps": 4, "threshold": -5})
+    d = Descriptor(
+        Opcode.CONV,
+        7,
+        {
+            "src0": 3,
+            "dst": 900,
+            "in_h": 8,
+            "in_w": 8,
+            "in_c": 2,
+            "planes_in": 8,
+            "out_h": 8,
+            "out_w": 8,
+            "out_c": 16,
+            "kernel": 3,
+            "stride": 1,
+            "pad_top": 1,
+            "pad_left": 1,
+            "timesteps": 4,
+            "threshold": -5,
+        },
+    )
     words = d.words()
     assert len(words) == DESC_WORDS and all(0 <= w < 1 << 64 for w in words)
     back = Descriptor.from_words(words)
@@ -90,18 +111,55 @@ def test_descriptor_field_errors() -> None:
         Descriptor(Opcode.CONV, 0, {"check": 3})
 
 
-@pytest.mark.parametrize(("opcode", "fields", "rule"), [
-    (Opcode.CONV, {"in_h": 1, "in_w": 1, "in_c": 600, "out_h": 1, "out_w": 1, "out_c": 1, "kernel": 1,
-                   "stride": 1, "planes_in": 1, "timesteps": 4}, "fan_in"),
-    (Opcode.CONV, {"in_h": 1, "in_w": 1, "in_c": 1, "out_h": 1, "out_w": 1, "out_c": 1, "kernel": 1,
-                   "stride": 1, "planes_in": 1, "timesteps": 5}, "timesteps"),
-    (Opcode.ATTENTION, {"in_w": 16, "in_c": 64, "heads": 2, "head_dim": 32, "timesteps": 4, "threshold": 64},
-     "head_dim"),
-    (Opcode.ATTENTION, {"in_w": 65, "in_c": 64, "heads": 4, "head_dim": 16, "timesteps": 4, "threshold": 64},
-     "tokens"),
-    (Opcode.ADD, {"count": 4, "planes_in": 2, "planes_in2": 1, "planes_out": 1}, "planes_out"),
-    (Opcode.LOAD, {"dst": SIM.amem_depth - 2, "count": 4}, "address"),
-])
+@pytest.mark.parametrize(
+    ("opcode", "fields", "rule"),
+    [
+        (
+            Opcode.CONV,
+            {
+                "in_h": 1,
+                "in_w": 1,
+                "in_c": 600,
+                "out_h": 1,
+                "out_w": 1,
+                "out_c": 1,
+                "kernel": 1,
+                "stride": 1,
+                "planes_in": 1,
+                "timesteps": 4,
+            },
+            "fan_in",
+        ),
+        (
+            Opcode.CONV,
+            {
+                "in_h": 1,
+                "in_w": 1,
+                "in_c": 1,
+                "out_h": 1,
+                "out_w": 1,
+                "out_c": 1,
+                "kernel": 1,
+                "stride": 1,
+                "planes_in": 1,
+                "timesteps": 5,
+            },
+            "timesteps",
+        ),
+        (
+            Opcode.ATTENTION,
+            {"in_w": 16, "in_c": 64, "heads": 2, "head_dim": 32, "timesteps": 4, "threshold": 64},
+            "head_dim",
+        ),
+        (
+            Opcode.ATTENTION,
+            {"in_w": 65, "in_c": 64, "heads": 4, "head_dim": 16, "timesteps": 4, "threshold": 64},
+            "tokens",
+        ),
+        (Opcode.ADD, {"count": 4, "planes_in": 2, "planes_in2": 1, "planes_out": 1}, "planes_out"),
+        (Opcode.LOAD, {"dst": SIM.amem_depth - 2, "count": 4}, "address"),
+    ],
+)
 def test_validate_names_the_rule(opcode: Opcode, fields: dict[str, int], rule: str) -> None:
     with pytest.raises(DescriptorError, match=rule) as info:
         Descriptor(opcode, 3, fields).validate(SIM)
@@ -130,8 +188,13 @@ def test_activation_round_trip(t: int, positions: int, channels: int, planes: in
     assert words.size == positions * channels * planes and words.max(initial=0) < 16
     stream = words_to_stream(words, 4)
     assert stream.size == -(-words.size // 16)
-    back = unpack_activation(stream_to_words(stream, words.size, 4), positions=positions, channels=channels,
-                             planes=planes, timesteps=t)
+    back = unpack_activation(
+        stream_to_words(stream, words.size, 4),
+        positions=positions,
+        channels=channels,
+        planes=planes,
+        timesteps=t,
+    )
     assert np.array_equal(back, x)
 
 
@@ -154,7 +217,7 @@ def test_emulated_program_equals_integer_model(groupings: tuple[str, ...]) -> No
     emulator = Emulator(SIM)
     for i in range(len(x)):
         got_logits, got_trace = program.decode(emulator.run(program.stream(x[i])))
-        expected = {name: value[:, i:i + 1] for name, value in trace.items()}
+        expected = {name: value[:, i : i + 1] for name, value in trace.items()}
         assert compare_traces(expected, got_trace, names=program.trace_names) is None
         assert np.array_equal(got_logits, logits[i])
     assert program.commands[0].is_input and program.commands[-1].opcode == Opcode.END
@@ -198,9 +261,19 @@ def test_emulator_rejects_malformed_streams() -> None:
     with pytest.raises(EmulatorError, match="stream ended"):
         Emulator(SIM).run(stream[:-3])
     bad = stream.copy()
-    bad[DESC_WORDS + 1] ^= np.uint64(1 << 40)   # inside the input payload: still a valid program
+    bad[DESC_WORDS + 1] ^= np.uint64(1 << 40)  # inside the input payload: still a valid program
     Emulator(SIM).run(bad)
     bad = stream.copy()
     bad[0] ^= np.uint64(1)
     with pytest.raises(EmulatorError, match="bad descriptor"):
         Emulator(SIM).run(bad)
+
+
+def test_docs_tables_match_the_code() -> None:
+    from pathlib import Path
+
+    from hw.accel.descriptors import markdown_table
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "accelerator.md").read_text()
+    assert markdown_table() in doc, "docs/accelerator.md: regenerate the descriptor table"
+    assert regmap.markdown_table() in doc, "docs/accelerator.md: regenerate the register table"

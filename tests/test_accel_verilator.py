@@ -40,11 +40,12 @@ def accel() -> VerilatorAccelerator:
 
 
 def _sample_trace(trace: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
-    return {name: value[:, i:i + 1] for name, value in trace.items() if value.ndim >= 2}
+    return {name: value[:, i : i + 1] for name, value in trace.items() if value.ndim >= 2}
 
 
-def assert_bit_exact(accel: VerilatorAccelerator, model: IntModel, program: Program, inputs: np.ndarray
-                     ) -> list[RunResult]:
+def assert_bit_exact(
+    accel: VerilatorAccelerator, model: IntModel, program: Program, inputs: np.ndarray
+) -> list[RunResult]:
     """Run ``inputs``; on any mismatch rerun that sample traced and name the first differing layer."""
     runs, _ = accel.run(program, inputs)
     logits, trace = model.run(inputs, trace=bool(program.trace_names))
@@ -54,8 +55,8 @@ def assert_bit_exact(accel: VerilatorAccelerator, model: IntModel, program: Prog
             continue
         if not program.trace_names:
             traced = compile_model(model, program.config, trace=True)
-            (rerun,), _ = accel.run(traced, inputs[i:i + 1])
-            _, full = model.run(inputs[i:i + 1], trace=True)
+            (rerun,), _ = accel.run(traced, inputs[i : i + 1])
+            _, full = model.run(inputs[i : i + 1], trace=True)
             mismatch = check_outputs(traced, rerun, logits[i], _sample_trace(full, 0)) or mismatch
         pytest.fail(f"sample {i}: RTL differs from the integer model: {mismatch}")
     return runs
@@ -72,7 +73,9 @@ def assert_cycles_match(program: Program, run: RunResult) -> None:
     worst = max(rows, key=lambda row: row[3])
     assert worst[3] <= CYCLE_TOLERANCE, f"command {worst[0]}: model {worst[1]} cycles, RTL {worst[2]}"
     total = sum(e.cycles for e in predicted)
-    print(f"cycles: model {total}, RTL {run.cycles}; worst per-command error {100 * worst[3]:.2f}% ({worst[0]})")
+    print(
+        f"cycles: model {total}, RTL {run.cycles}; worst per-command error {100 * worst[3]:.2f}% ({worst[0]})"
+    )
 
 
 def test_hw_tiny_32_samples(accel: VerilatorAccelerator) -> None:
@@ -81,7 +84,7 @@ def test_hw_tiny_32_samples(accel: VerilatorAccelerator) -> None:
     runs = assert_bit_exact(accel, model, program, inputs)
     assert len(runs) == 32
     for run in runs:
-        assert run.cycles == runs[0].cycles   # the schedule is data independent
+        assert run.cycles == runs[0].cycles  # the schedule is data independent
     assert_cycles_match(program, runs[0])
     print(f"hw-tiny ({origin}): 32 samples bit-exact, {runs[0].cycles} cycles per inference")
 

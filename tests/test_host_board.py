@@ -59,8 +59,8 @@ def verilog_ports(text: str, module: str) -> dict[str, tuple[str, int]]:
 def top_ports() -> dict[str, tuple[str, int]]:
     from host.backends.simcommon import top_for_config
 
-    path, name, _, _ = top_for_config("sim", ROOT / DEFAULT_ROOT)
-    return verilog_ports(path.read_text(), name)
+    files, _, _ = top_for_config("sim", ROOT / DEFAULT_ROOT)
+    return verilog_ports(files.verilog.read_text(), files.toplevel)
 
 
 AXI_LITE = {  # signal -> (direction seen from the slave, width or None for "any")

@@ -107,7 +107,7 @@ def test_trained_tiny_digits_bit_exact_on_32_samples(tiny_export, backend, tmp_p
 
 
 def dvs_model(attention: str, seed: int) -> tuple[object, np.ndarray]:
-    """An untrained DVS-shaped model whose BatchNorm statistics make every layer fire; 3 test samples."""
+    """An untrained DVS-shaped model whose BatchNorm statistics make every layer fire; 2 test samples."""
     torch.manual_seed(seed)
     model = create_model("hw-tiny", attention=attention, **DVS)
     g = torch.Generator().manual_seed(seed)
@@ -116,11 +116,14 @@ def dvs_model(attention: str, seed: int) -> tuple[object, np.ndarray]:
             m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) * 2 + 1)
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g))
+            # Token layers get a positive bias: dense enough Q, K, V spikes that the attention of
+            # the small temporal groups (G = T = 4) reaches its threshold too.
+            shift = 0.6 if isinstance(m, torch.nn.BatchNorm1d) else 0.0
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) + shift)
     int_model = to_int_model(FakeQuantModel(model.eval()), event=True)
     events = build_dataset("synthetic-events", None, "test", timesteps=4, size=32, num_classes=4,
                            samples_per_class=1)
-    x = np.stack([np.asarray(events[i][0]) for i in range(3)])
+    x = np.stack([np.asarray(events[i][0]) for i in range(2)])
     return int_model, quantize_input(x, input_max=int_model.numerics.input_max)
 
 
@@ -185,7 +188,7 @@ def test_core_errors_are_reported_and_cleared(dvs, backend) -> None:
 def test_export_round_trip_on_the_rtl(dvs, backend, tmp_path) -> None:
     # The loaded export (what the CLI and a board use) runs as the in-memory model does.
     model, x = dvs
-    vectors = make_test_vectors(model, x, [0, 1, 2])
+    vectors = make_test_vectors(model, x, [0, 1])
     loaded = load_export(write_export(model, tmp_path / "export", vectors=vectors))
     driver = Driver.from_export(backend, loaded, config=CONFIG)
     np.testing.assert_array_equal(driver.run(x).logits, loaded.vectors.logits)

@@ -82,7 +82,7 @@ def echo(request):
         if not verilog.is_file() or verilog.read_text() != ECHO:
             verilog.write_text(ECHO)
     engine = {"native": NativeSimBackend, "cocotb": CocotbSimBackend}[request.param]
-    backend = engine(verilog=verilog, toplevel="echo", build_dir=build / request.param, clock_mhz=100.0)
+    backend = engine(sources=[verilog], toplevel="echo", build_dir=build / request.param, clock_mhz=100.0)
     yield backend
     backend.close()
 

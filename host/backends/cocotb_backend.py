@@ -21,6 +21,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,9 @@ class CocotbSimBackend(Backend):
 
     Parameters
     ----------
-    verilog:
-        The generated Verilog of the top (ports ``aclk``, ``aresetn``, ``s_axi_*``,
-        ``s_axis_*``, ``m_axis_*``).
+    sources:
+        The top's Verilog (ports ``aclk``, ``aresetn``, ``s_axi_*``, ``s_axis_*``,
+        ``m_axis_*``) and Verilator control files with its waivers.
     toplevel:
         Its module name.
     build_dir:
@@ -58,7 +59,7 @@ class CocotbSimBackend(Backend):
 
     name = "sim"
 
-    def __init__(self, *, verilog: Path, toplevel: str, build_dir: Path, clock_mhz: float = 100.0,
+    def __init__(self, *, sources: Sequence[Path], toplevel: str, build_dir: Path, clock_mhz: float = 100.0,
                  waves: bool = False, start_timeout_s: float = 600.0,
                  request_timeout_s: float = 600.0) -> None:
         from sim import runner
@@ -80,7 +81,8 @@ class CocotbSimBackend(Backend):
         self._received = 0
         try:
             with locked(self.build_dir):
-                runner.build([Path(verilog)], toplevel=toplevel, build_dir=self.build_dir, waves=self.waves,
+                runner.build([Path(source) for source in sources], toplevel=toplevel,
+                             build_dir=self.build_dir, waves=self.waves,
                              objcache_dir=self.build_dir.parent / ".objcache")
         except ToolNotFoundError as exc:
             raise BackendUnavailable(f"simulation backend: {exc}") from None
@@ -124,9 +126,10 @@ class CocotbSimBackend(Backend):
     @classmethod
     def for_config(cls, config: Any = "sim", *, root: Path | None = None, **kwargs: Any) -> CocotbSimBackend:
         """Generate the accelerator top for an :class:`~hw.accel.config.AcceleratorConfig` and simulate it."""
-        verilog, toplevel, build_dir, clock_mhz = top_for_config(config, root)
+        files, build_dir, clock_mhz = top_for_config(config, root)
         kwargs.setdefault("clock_mhz", clock_mhz)
-        return cls(verilog=verilog, toplevel=toplevel, build_dir=build_dir / "cocotb", **kwargs)
+        return cls(sources=[files.waivers, files.verilog], toplevel=files.toplevel,
+                   build_dir=build_dir / "cocotb", **kwargs)
 
     # ------------------------------------------------------------------ requests
     def _request(self, op: str, **fields: Any) -> dict[str, Any]:

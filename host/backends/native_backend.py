@@ -22,6 +22,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ BRIDGE_SOURCE = Path(__file__).with_name("native_bridge.cpp")
 _REGISTER_TIMEOUT_CYCLES = 10_000
 
 
-def build_library(verilog: Path, *, toplevel: str, build_dir: Path, waves: bool = False) -> Path:
-    """Verilate ``verilog`` with the bridge into ``<build_dir>/libhostsim.so`` (incremental).
+def build_library(sources: Sequence[Path], *, toplevel: str, build_dir: Path, waves: bool = False) -> Path:
+    """Verilate ``sources`` (Verilog and Verilator control files) with the bridge into a shared library.
+
+    The library is ``<build_dir>/native/libhostsim.so``; the build is incremental.
 
     Raises
     ------
@@ -65,7 +68,7 @@ def build_library(verilog: Path, *, toplevel: str, build_dir: Path, waves: bool 
     verilate = [str(verilator), "--cc", "--exe", "-Mdir", str(obj_dir), "--top-module", toplevel,
                 "--prefix", "Vtop", "-o", "libhostsim.so", "-Wall", "-CFLAGS", flags, "-LDFLAGS", "-shared",
                 *(["--trace-fst"] if waves else []),
-                str(waivers), str(Path(verilog).resolve()), str(BRIDGE_SOURCE)]
+                str(waivers), *(str(Path(source).resolve()) for source in sources), str(BRIDGE_SOURCE)]
     compile_ = ["make", "-j", "2", "-C", str(obj_dir), "-f", "Vtop.mk", "CFG_CXXFLAGS_PCH_I=-include",
                 "OPT_FAST=-O2", f"OBJCACHE={sys.executable} {objcache.__file__}"]
     with locked(build_dir):
@@ -118,8 +121,12 @@ class NativeSimBackend(Backend):
 
     Parameters
     ----------
-    verilog, toplevel, build_dir:
-        The top's Verilog, its module name and the build directory.
+    sources:
+        The top's Verilog (and Verilator control files with its waivers).
+    toplevel:
+        Its module name.
+    build_dir:
+        The build directory.
     clock_mhz:
         Simulated clock frequency (converts the driver's seconds to cycles).
     waves:
@@ -128,7 +135,7 @@ class NativeSimBackend(Backend):
 
     name = "sim"
 
-    def __init__(self, *, verilog: Path, toplevel: str, build_dir: Path, clock_mhz: float = 100.0,
+    def __init__(self, *, sources: Sequence[Path], toplevel: str, build_dir: Path, clock_mhz: float = 100.0,
                  waves: bool = False) -> None:
         if not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool) or not clock_mhz > 0:
             raise ValueError(f"NativeSimBackend clock_mhz must be a positive number, not {clock_mhz!r}")
@@ -136,7 +143,7 @@ class NativeSimBackend(Backend):
         self.period_ps = max(2, round(1e6 / float(clock_mhz)))
         self.poll_s = 256 / self.clock_hz
         self.min_timeout_s = 20_000 / self.clock_hz
-        library = build_library(Path(verilog), toplevel=toplevel, build_dir=Path(build_dir), waves=waves)
+        library = build_library(sources, toplevel=toplevel, build_dir=Path(build_dir), waves=waves)
         self._lib = _load(library)
         trace = str(library.parent / "dump.fst").encode() if waves else b""
         self._sim = self._lib.hs_create(self.period_ps, trace)
@@ -146,9 +153,10 @@ class NativeSimBackend(Backend):
     @classmethod
     def for_config(cls, config: Any = "sim", *, root: Path | None = None, **kwargs: Any) -> NativeSimBackend:
         """Generate the accelerator top for an :class:`~hw.accel.config.AcceleratorConfig` and simulate it."""
-        verilog, toplevel, build_dir, clock_mhz = top_for_config(config, root)
+        files, build_dir, clock_mhz = top_for_config(config, root)
         kwargs.setdefault("clock_mhz", clock_mhz)
-        return cls(verilog=verilog, toplevel=toplevel, build_dir=build_dir, **kwargs)
+        return cls(sources=[files.waivers, files.verilog], toplevel=files.toplevel, build_dir=build_dir,
+                   **kwargs)
 
     def _handle(self) -> ctypes.c_void_p:
         if self._sim is None:

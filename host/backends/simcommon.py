@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HostError
+from ..rtl import TopFiles, write_top
 
 __all__ = ["DEFAULT_ROOT", "ENGINES", "SimulatorError", "locked", "top_for_config"]
 
@@ -39,14 +40,15 @@ def locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def top_for_config(config: Any, root: Path | None = None) -> tuple[Path, str, Path, float]:
-    """``(verilog, toplevel, build_dir, clock_mhz)`` of the accelerator top for ``config``."""
+def top_for_config(config: Any, root: Path | None = None) -> tuple[TopFiles, Path, float]:
+    """``(files, build_dir, clock_mhz)`` of the accelerator top for ``config``.
+
+    The Verilog goes to ``<root>/rtl/<config>/``, builds to ``<root>/<config>/``.
+    """
     from hw.accel.config import get_config
 
-    from ..rtl import write_top
-
     cfg = get_config(config)
-    build_dir = Path(root if root is not None else DEFAULT_ROOT) / cfg.name
-    with locked(build_dir):
-        verilog, toplevel = write_top(cfg, build_dir)
-    return verilog, toplevel, build_dir, cfg.clock_mhz
+    root = Path(root if root is not None else DEFAULT_ROOT)
+    with locked(root / "rtl"):
+        files = write_top(cfg, root / "rtl" / cfg.name)
+    return files, root / cfg.name, cfg.clock_mhz

@@ -70,15 +70,15 @@ class AttentionEngine(wiring.Component):
         hd = d.head_dim
         # Loop state: head, group, position within the group, position n, row t, word j, chunk.
         head = Signal(8)
-        head_off = Signal(16)                       # h d
+        head_off = Signal(16)  # h d
         group = Signal(16)
         pos = Signal(16)
         n = Signal(16)
-        n_off = Signal(32)                          # n D
+        n_off = Signal(32)  # n D
         row = Signal(range(steps))
         j = Signal(range(2 * dim + 1))
         chunk = Signal(range(max(dim // lif_lanes, 2)))
-        query = Signal()                            # 0: K/V phase, 1: query phase
+        query = Signal()  # 0: K/V phase, 1: query phase
         groups = Mux(joint, 1, Mux(temporal, d.in_w, d.timesteps))
         positions = Mux(temporal, 1, d.in_w)
         first_row = Mux(spatial, group, 0)
@@ -94,8 +94,9 @@ class AttentionEngine(wiring.Component):
         cap_valid, cap_j = Signal(), Signal(range(2 * dim + 1))
         m.d.comb += [
             self.rd.en.eq(reading),
-            self.rd.addr.eq(Mux(query, d.src0, Mux(j < hd, d.src1, d.src2)) + n_off + head_off
-                            + Mux(j < hd, j, j - hd)),
+            self.rd.addr.eq(
+                Mux(query, d.src0, Mux(j < hd, d.src1, d.src2)) + n_off + head_off + Mux(j < hd, j, j - hd)
+            ),
         ]
         m.d.sync += [cap_valid.eq(reading), cap_j.eq(j)]
         with m.If(cap_valid):
@@ -119,7 +120,7 @@ class AttentionEngine(wiring.Component):
             pe.q.payload.q.eq(row_of(vbits)),
             pe.q.payload.last.eq(group_end),
         ]
-        cmem_addr = Cat(row, n)[:len(cmem_wr.addr)]   # n T_hw + t (T_hw is a power of two)
+        cmem_addr = Cat(row, n)[: len(cmem_wr.addr)]  # n T_hw + t (T_hw is a power of two)
         write_addr = Signal.like(cmem_wr.addr)
         with m.If(pe.q.valid & pe.q.ready):
             m.d.sync += write_addr.eq(cmem_addr)
@@ -142,9 +143,9 @@ class AttentionEngine(wiring.Component):
         job = self.lif_job
         for lane in range(lif_lanes):
             for t in range(steps):
-                value = gather[t][lane * membrane:(lane + 1) * membrane].as_signed()
+                value = gather[t][lane * membrane : (lane + 1) * membrane].as_signed()
                 m.d.comb += job.payload.current[lane][t].eq(Mux(self.tmask[t], value, 0))
-            m.d.comb += job.payload.threshold[lane].eq(d.threshold[:membrane + 1].as_signed())
+            m.d.comb += job.payload.threshold[lane].eq(d.threshold[: membrane + 1].as_signed())
         left = Signal(signed(10))
         m.d.comb += [
             left.eq(hd - chunk * lif_lanes),
@@ -183,13 +184,21 @@ class AttentionEngine(wiring.Component):
                             read_position(Mux(query, hd, 0))
                         with m.Elif(~query):
                             # The group's keys are in; its queries start at its first position.
-                            m.d.sync += [query.eq(1), pos.eq(0), n.eq(Mux(temporal, n, 0)),
-                                         n_off.eq(Mux(temporal, n_off, 0))]
+                            m.d.sync += [
+                                query.eq(1),
+                                pos.eq(0),
+                                n.eq(Mux(temporal, n, 0)),
+                                n_off.eq(Mux(temporal, n_off, 0)),
+                            ]
                             read_position(hd)
                         with m.Elif(group != groups - 1):
-                            m.d.sync += [query.eq(0), group.eq(group + 1), pos.eq(0),
-                                         n.eq(Mux(temporal, n + 1, 0)),
-                                         n_off.eq(Mux(temporal, n_off + d.in_c, 0))]
+                            m.d.sync += [
+                                query.eq(0),
+                                group.eq(group + 1),
+                                pos.eq(0),
+                                n.eq(Mux(temporal, n + 1, 0)),
+                                n_off.eq(Mux(temporal, n_off + d.in_c, 0)),
+                            ]
                             read_position(0)
                         with m.Else():
                             m.d.sync += [n.eq(0), n_off.eq(0), chunk.eq(0), row.eq(0)]

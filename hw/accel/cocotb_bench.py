@@ -20,7 +20,14 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, Timer
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+from cocotbext.axi import (
+    AxiLiteBus,
+    AxiLiteMaster,
+    AxiStreamBus,
+    AxiStreamFrame,
+    AxiStreamSink,
+    AxiStreamSource,
+)
 
 from hw.accel import regmap
 
@@ -47,10 +54,15 @@ async def run_programs(dut) -> None:
     streams, offsets = job["streams"], job["offsets"]
     max_cycles = int(job["max_cycles"])
     cocotb.start_soon(Clock(dut.aclk, CLOCK_NS, unit="ns").start())
-    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi"), dut.aclk, dut.aresetn, reset_active_level=False)
-    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn,
-                             reset_active_level=False)
-    sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn, reset_active_level=False)
+    axil = AxiLiteMaster(
+        AxiLiteBus.from_prefix(dut, "s_axi"), dut.aclk, dut.aresetn, reset_active_level=False
+    )
+    source = AxiStreamSource(
+        AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn, reset_active_level=False
+    )
+    sink = AxiStreamSink(
+        AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn, reset_active_level=False
+    )
     for prefix in ("s_axi", "s_axis", "m_axis"):
         # Per-transaction INFO logs (whole frames included) cost more than the simulation.
         logging.getLogger(f"cocotb.{dut._name}.{prefix}").setLevel(logging.WARNING)
@@ -60,15 +72,16 @@ async def run_programs(dut) -> None:
     await RisingEdge(dut.aclk)
 
     assert await _read(axil, "ID") == regmap.ACCEL_ID, "ID register mismatch"
-    assert await _read(axil, "CONFIG_HASH") == int(job["config_hash"]), \
+    assert await _read(axil, "CONFIG_HASH") == int(job["config_hash"]), (
         "CONFIG_HASH differs from the program's configuration"
+    )
     profile_depth = await _read(axil, "HW_PROFILE_DEPTH")
     status_done = 1 << regmap.field_mask("STATUS", "DONE")[0]
     start = 1 << regmap.field_mask("CONTROL", "START")[0]
 
     outputs, out_offsets, cycles, errors, commands, profiles, walls = [], [0], [], [], [], [], []
     for run in range(len(offsets) - 1):
-        stream = streams[offsets[run]:offsets[run + 1]].astype("<u8")
+        stream = streams[offsets[run] : offsets[run + 1]].astype("<u8")
         began = time.perf_counter()
         await axil.write_dword(regmap.offset("CONTROL"), start)
         await source.send(AxiStreamFrame(stream.tobytes()))
@@ -90,14 +103,22 @@ async def run_programs(dut) -> None:
         errors.append(await _read(axil, "ERROR"))
         count = await _read(axil, "COMMANDS")
         commands.append(count)
-        profile = [await axil.read_dword(regmap.PROFILE_BASE + 4 * i) for i in range(min(count, profile_depth))]
+        profile = [
+            await axil.read_dword(regmap.PROFILE_BASE + 4 * i) for i in range(min(count, profile_depth))
+        ]
         profiles.append(profile + [0] * (profile_depth - len(profile)))
         walls.append(time.perf_counter() - began)
-        dut._log.info(f"run {run}: {cycles[-1]} cycles, {out.size} output words, error {errors[-1]:#x}, "
-                      f"{walls[-1]:.2f} s")
-    np.savez(os.environ[RESULT_ENV],
-             outputs=np.concatenate(outputs) if outputs else np.zeros(0, dtype="<u8"),
-             out_offsets=np.asarray(out_offsets), cycles=np.asarray(cycles, dtype=np.int64),
-             errors=np.asarray(errors), commands=np.asarray(commands),
-             profiles=np.asarray(profiles, dtype=np.int64).reshape(len(profiles), profile_depth),
-             walls=np.asarray(walls))
+        dut._log.info(
+            f"run {run}: {cycles[-1]} cycles, {out.size} output words, error {errors[-1]:#x}, "
+            f"{walls[-1]:.2f} s"
+        )
+    np.savez(
+        os.environ[RESULT_ENV],
+        outputs=np.concatenate(outputs) if outputs else np.zeros(0, dtype="<u8"),
+        out_offsets=np.asarray(out_offsets),
+        cycles=np.asarray(cycles, dtype=np.int64),
+        errors=np.asarray(errors),
+        commands=np.asarray(commands),
+        profiles=np.asarray(profiles, dtype=np.int64).reshape(len(profiles), profile_depth),
+        walls=np.asarray(walls),
+    )

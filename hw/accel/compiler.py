@@ -47,7 +47,7 @@ class _Region:
 @dataclass
 class _Value:
     region: _Region
-    positions: int          # H W (image-like) or N (tokens)
+    positions: int  # H W (image-like) or N (tokens)
     channels: int
     planes: int
     shape: tuple[int, ...]  # trace layout without batch: (T, C, H, W) or (T, N, D)
@@ -72,9 +72,12 @@ class _Allocator:
             self.peak = max(self.peak, start + size)
             return _Region(start, size)
         free = sum(length for _, length in self.free)
-        raise CompileError(op, f"needs {size} activation words but the largest free block holds "
-                               f"{max((length for _, length in self.free), default=0)} ({free} free of "
-                               f"{self.depth}); use a configuration with a larger amem_depth")
+        raise CompileError(
+            op,
+            f"needs {size} activation words but the largest free block holds "
+            f"{max((length for _, length in self.free), default=0)} ({free} free of "
+            f"{self.depth}); use a configuration with a larger amem_depth",
+        )
 
     def release(self, region: _Region) -> None:
         self.free.append((region.start, region.size))
@@ -100,8 +103,15 @@ class _Builder:
         self.t = model.timesteps
 
     # -------------------------------------------------------------- helpers
-    def emit(self, op: str, opcode: Opcode, payload: np.ndarray | None = None, *, is_input: bool = False,
-             **fields: int) -> None:
+    def emit(
+        self,
+        op: str,
+        opcode: Opcode,
+        payload: np.ndarray | None = None,
+        *,
+        is_input: bool = False,
+        **fields: int,
+    ) -> None:
         index = len(self.commands)
         descriptor = Descriptor(opcode, index, {k: int(v) for k, v in fields.items() if v})
         try:
@@ -112,8 +122,12 @@ class _Builder:
         self.commands.append(Command(descriptor, payload, op, is_input))
         self.op_commands.setdefault(op, []).append(index)
 
-    def new_value(self, name: str, positions: int, channels: int, planes: int, shape: tuple[int, ...]) -> _Value:
-        value = _Value(self.alloc.alloc(positions * channels * planes, name), positions, channels, planes, shape)
+    def new_value(
+        self, name: str, positions: int, channels: int, planes: int, shape: tuple[int, ...]
+    ) -> _Value:
+        value = _Value(
+            self.alloc.alloc(positions * channels * planes, name), positions, channels, planes, shape
+        )
         self.values[name] = value
         return value
 
@@ -124,14 +138,18 @@ class _Builder:
         value = self.values[name]
         count = value.region.size
         self.emit(f"trace:{name}", Opcode.STORE, src0=value.region.start, count=count)
-        self.outputs.append(OutputSpec(name, stream_words_for(count, self.cfg.timesteps), value.shape,
-                                       value.planes, count))
+        self.outputs.append(
+            OutputSpec(name, stream_words_for(count, self.cfg.timesteps), value.shape, value.planes, count)
+        )
 
     def check_acc(self, op: Op, bits: int, what: str) -> None:
         need = signed_bits(*self.bounds[op.name].acc_range)
         if need > bits:
-            raise CompileError(op.name, f"accumulator range {self.bounds[op.name].acc_range} needs {need} "
-                                        f"bits, the configuration's {what} has {bits}")
+            raise CompileError(
+                op.name,
+                f"accumulator range {self.bounds[op.name].acc_range} needs {need} "
+                f"bits, the configuration's {what} has {bits}",
+            )
 
     # -------------------------------------------------------------- ops
     def input(self) -> None:
@@ -150,7 +168,7 @@ class _Builder:
             _, _, oh, ow = out_shape
             _, _, ih, iw = src.shape
             stride, pad = op.params["stride"], op.params["padding"]
-            taps = weight.transpose(0, 2, 3, 1).reshape(out_c, -1)   # fan-in order (dy, dx, c)
+            taps = weight.transpose(0, 2, 3, 1).reshape(out_c, -1)  # fan-in order (dy, dx, c)
             shape = (self.t, out_c, oh, ow)
         else:
             out_c, in_c = weight.shape
@@ -160,16 +178,32 @@ class _Builder:
         self.check_acc(op, self.cfg.acc_bits, "synapse accumulator (acc_bits)")
         dst = self.new_value(op.name, oh * ow, out_c, 1, shape)
         payload = self.synapse_payload(taps, op.tensors["bias"], op.tensors["threshold"])
-        self.emit(op.name, Opcode.CONV, payload, src0=src.region.start, dst=dst.region.start, timesteps=self.t,
-                  in_h=ih, in_w=iw, in_c=in_c, planes_in=src.planes, out_h=oh, out_w=ow, out_c=out_c,
-                  kernel=k, stride=stride, pad_top=pad, pad_left=pad)
+        self.emit(
+            op.name,
+            Opcode.CONV,
+            payload,
+            src0=src.region.start,
+            dst=dst.region.start,
+            timesteps=self.t,
+            in_h=ih,
+            in_w=iw,
+            in_c=in_c,
+            planes_in=src.planes,
+            out_h=oh,
+            out_w=ow,
+            out_c=out_c,
+            kernel=k,
+            stride=stride,
+            pad_top=pad,
+            pad_left=pad,
+        )
 
     def synapse_payload(self, taps: np.ndarray, bias: np.ndarray, threshold: np.ndarray) -> np.ndarray:
         """Per output-channel group: ``L`` parameter words, then ``fan_in`` weight-memory words."""
         cfg = self.cfg
         lanes, out_c = cfg.lanes, taps.shape[0]
         groups = -(-out_c // lanes)
-        never = 1 << (cfg.numerics.membrane_bits - 1)   # above every membrane value: never fires
+        never = 1 << (cfg.numerics.membrane_bits - 1)  # above every membrane value: never fires
         padded_w = np.zeros((groups * lanes, taps.shape[1]), dtype=np.int64)
         padded_w[:out_c] = taps
         padded_b = np.zeros(groups * lanes, dtype=np.int64)
@@ -181,21 +215,37 @@ class _Builder:
         for g in range(groups):
             rows = slice(g * lanes, (g + 1) * lanes)
             parts.append(params[rows].astype(np.uint64))
-            words = pack_fields(padded_w[rows].T, cfg.numerics.weight_bits)     # [fan_in, WPW]
+            words = pack_fields(padded_w[rows].T, cfg.numerics.weight_bits)  # [fan_in, WPW]
             parts.append(words.reshape(-1))
         return np.concatenate(parts)
 
     def maxpool(self, op: Op) -> None:
         src = self.values[op.inputs[0]]
         if src.planes != 1:
-            raise CompileError(op.name, f"max-pool runs on spikes only; its input has {src.planes} bit planes")
+            raise CompileError(
+                op.name, f"max-pool runs on spikes only; its input has {src.planes} bit planes"
+            )
         _, c, oh, ow = self.model.shapes[op.name]
         _, _, ih, iw = src.shape
         dst = self.new_value(op.name, oh * ow, c, 1, (self.t, c, oh, ow))
         p = op.params
-        self.emit(op.name, Opcode.POOL, src0=src.region.start, dst=dst.region.start, timesteps=self.t,
-                  in_h=ih, in_w=iw, in_c=c, out_h=oh, out_w=ow, planes_in=1, kernel=p["kernel"],
-                  stride=p["stride"], pad_top=p["padding"], pad_left=p["padding"])
+        self.emit(
+            op.name,
+            Opcode.POOL,
+            src0=src.region.start,
+            dst=dst.region.start,
+            timesteps=self.t,
+            in_h=ih,
+            in_w=iw,
+            in_c=c,
+            out_h=oh,
+            out_w=ow,
+            planes_in=1,
+            kernel=p["kernel"],
+            stride=p["stride"],
+            pad_top=p["padding"],
+            pad_left=p["padding"],
+        )
 
     def tokens(self, op: Op) -> None:
         src = self.values[op.inputs[0]]
@@ -210,16 +260,37 @@ class _Builder:
         n, d = q.positions, q.channels
         self.check_acc(op, self.cfg.numerics.membrane_bits + 1, "attention current")
         dst = self.new_value(op.name, n, d, 1, (self.t, n, d))
-        self.emit(op.name, Opcode.ATTENTION, src0=q.region.start, src1=k.region.start, src2=v.region.start,
-                  dst=dst.region.start, timesteps=self.t, in_w=n, in_c=d, heads=heads, head_dim=d // heads,
-                  grouping=Grouping[op.params["grouping"].upper()], threshold=op.params["threshold"])
+        self.emit(
+            op.name,
+            Opcode.ATTENTION,
+            src0=q.region.start,
+            src1=k.region.start,
+            src2=v.region.start,
+            dst=dst.region.start,
+            timesteps=self.t,
+            in_w=n,
+            in_c=d,
+            heads=heads,
+            head_dim=d // heads,
+            grouping=Grouping[op.params["grouping"].upper()],
+            threshold=op.params["threshold"],
+        )
 
     def add(self, op: Op) -> None:
         a, b = (self.values[name] for name in op.inputs)
         planes = self.planes_of(op)
         dst = self.new_value(op.name, a.positions, a.channels, planes, a.shape)
-        self.emit(op.name, Opcode.ADD, src0=a.region.start, src1=b.region.start, dst=dst.region.start,
-                  count=a.positions * a.channels, planes_in=a.planes, planes_in2=b.planes, planes_out=planes)
+        self.emit(
+            op.name,
+            Opcode.ADD,
+            src0=a.region.start,
+            src1=b.region.start,
+            dst=dst.region.start,
+            count=a.positions * a.channels,
+            planes_in=a.planes,
+            planes_in2=b.planes,
+            planes_out=planes,
+        )
 
     def head(self, op: Op) -> None:
         src = self.values[op.inputs[0]]
@@ -227,33 +298,56 @@ class _Builder:
         self.check_acc(op, cfg.head_acc_bits, "head accumulator (head_acc_bits)")
         pooled_max = self.t * src.positions * ((1 << src.planes) - 1)
         if pooled_max.bit_length() > cfg.pool_bits:
-            raise CompileError(op.name, f"sum-pool bound {pooled_max} exceeds the {cfg.pool_bits}-bit pool memory")
+            raise CompileError(
+                op.name, f"sum-pool bound {pooled_max} exceeds the {cfg.pool_bits}-bit pool memory"
+            )
         weight, bias = op.tensors["weight"], op.tensors["bias"]
         classes, d = weight.shape
         per = STREAM_BITS // cfg.numerics.weight_bits
         padded = np.zeros((classes, -(-d // per) * per), dtype=np.int64)
         padded[:, :d] = weight
-        words = pack_fields(padded, cfg.numerics.weight_bits)                    # [classes, D / per]
+        words = pack_fields(padded, cfg.numerics.weight_bits)  # [classes, D / per]
         payload = np.concatenate([bias.astype(np.int64).view(np.uint64)[:, None], words], axis=1).reshape(-1)
-        self.emit(op.name, Opcode.HEAD, payload, src0=src.region.start, timesteps=self.t, in_w=src.positions,
-                  in_c=d, planes_in=src.planes, classes=classes)
+        self.emit(
+            op.name,
+            Opcode.HEAD,
+            payload,
+            src0=src.region.start,
+            timesteps=self.t,
+            in_w=src.positions,
+            in_c=d,
+            planes_in=src.planes,
+            classes=classes,
+        )
         self.outputs.append(OutputSpec("logits", classes, (classes,)))
 
     # -------------------------------------------------------------- driver
     def build(self) -> Program:
         model, cfg = self.model, self.cfg
         if model.numerics != cfg.numerics:
-            raise CompileError("", f"model numerics {model.numerics.to_dict()} differ from configuration "
-                                   f"{cfg.name!r} numerics {cfg.numerics.to_dict()}")
+            raise CompileError(
+                "",
+                f"model numerics {model.numerics.to_dict()} differ from configuration "
+                f"{cfg.name!r} numerics {cfg.numerics.to_dict()}",
+            )
         if model.timesteps > cfg.timesteps:
-            raise CompileError("", f"model has {model.timesteps} time steps, configuration {cfg.name!r} "
-                                   f"holds {cfg.timesteps}")
+            raise CompileError(
+                "",
+                f"model has {model.timesteps} time steps, configuration {cfg.name!r} holds {cfg.timesteps}",
+            )
         last_use = {"input": -1}
         for i, op in enumerate(model.ops):
             for name in op.inputs:
                 last_use[name] = i
-        handlers = {"conv": self.synapse, "linear": self.synapse, "maxpool": self.maxpool,
-                    "tokens": self.tokens, "attention": self.attention, "add": self.add, "head": self.head}
+        handlers = {
+            "conv": self.synapse,
+            "linear": self.synapse,
+            "maxpool": self.maxpool,
+            "tokens": self.tokens,
+            "attention": self.attention,
+            "add": self.add,
+            "head": self.head,
+        }
         self.input()
         for i, op in enumerate(model.ops):
             handlers[op.kind](op)
@@ -272,11 +366,17 @@ class _Builder:
                     self.alloc.release(region)
                     region.size = 0
         self.emit("end", Opcode.END)
-        return Program(config=cfg, commands=tuple(self.commands), outputs=tuple(self.outputs),
-                       input_shape=model.input_shape, timesteps=model.timesteps,
-                       input_planes=model.numerics.input_bits, event=model.event,
-                       num_classes=model.num_classes,
-                       op_commands={k: tuple(v) for k, v in self.op_commands.items()})
+        return Program(
+            config=cfg,
+            commands=tuple(self.commands),
+            outputs=tuple(self.outputs),
+            input_shape=model.input_shape,
+            timesteps=model.timesteps,
+            input_planes=model.numerics.input_bits,
+            event=model.event,
+            num_classes=model.num_classes,
+            op_commands={k: tuple(v) for k, v in self.op_commands.items()},
+        )
 
 
 def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = False) -> Program:

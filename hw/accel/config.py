@@ -37,8 +37,9 @@ def _check_int(field_: str, value: object, *, minimum: int, maximum: int) -> int
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"AcceleratorConfig.{field_} must be an integer, not {value!r}")
     if not minimum <= value <= maximum:
-        raise ConfigError(f"AcceleratorConfig.{field_} must be an integer in [{minimum}, {maximum}], "
-                          f"not {value!r}")
+        raise ConfigError(
+            f"AcceleratorConfig.{field_} must be an integer in [{minimum}, {maximum}], not {value!r}"
+        )
     return value
 
 
@@ -90,6 +91,11 @@ class AcceleratorConfig:
         Commands whose cycle counts are kept in the profile registers.
     clock_mhz:
         Clock frequency used for frames-per-second figures.
+    serial_synapse:
+        Use :class:`hw.accel.serial_synapse.SerialSynapseArray` (results leave in
+        ``lif_lanes``-wide chunks through one shared bias/saturation stage) instead of the
+        synapse PE :class:`hw.synapse_pe.SynapseArray` (all ``L x T`` outputs in parallel):
+        the same arithmetic, far fewer LUTs at large ``L x T``.
     """
 
     name: str
@@ -107,6 +113,7 @@ class AcceleratorConfig:
     head_acc_bits: int = 40
     profile_depth: int = 64
     clock_mhz: float = 100.0
+    serial_synapse: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -115,37 +122,55 @@ class AcceleratorConfig:
             raise TypeError(f"AcceleratorConfig.numerics must be a NumericsConfig, not {self.numerics!r}")
         t = _check_int("timesteps", self.timesteps, minimum=1, maximum=64)
         if not _power_of_two(t):
-            raise ConfigError(f"AcceleratorConfig.timesteps must be a power of two dividing "
-                              f"{STREAM_BITS}, not {t}")
+            raise ConfigError(
+                f"AcceleratorConfig.timesteps must be a power of two dividing {STREAM_BITS}, not {t}"
+            )
         if STREAM_BITS % self.numerics.weight_bits:
-            raise ConfigError(f"AcceleratorConfig.numerics.weight_bits must divide {STREAM_BITS} (head weights "
-                              f"are packed whole into stream words), not {self.numerics.weight_bits}")
+            raise ConfigError(
+                f"AcceleratorConfig.numerics.weight_bits must divide {STREAM_BITS} (head weights "
+                f"are packed whole into stream words), not {self.numerics.weight_bits}"
+            )
         lanes = _check_int("lanes", self.lanes, minimum=1, maximum=1024)
         if (lanes * self.numerics.weight_bits) % STREAM_BITS:
-            raise ConfigError(f"AcceleratorConfig.lanes * numerics.weight_bits must be a multiple of "
-                              f"{STREAM_BITS}, not {lanes} * {self.numerics.weight_bits}")
+            raise ConfigError(
+                f"AcceleratorConfig.lanes * numerics.weight_bits must be a multiple of "
+                f"{STREAM_BITS}, not {lanes} * {self.numerics.weight_bits}"
+            )
         lif = _check_int("lif_lanes", self.lif_lanes, minimum=1, maximum=lanes)
         if lanes % lif:
             raise ConfigError(f"AcceleratorConfig.lif_lanes must divide lanes ({lanes}), not {lif}")
         _check_int("head_dim", self.head_dim, minimum=1, maximum=64)
         if self.head_dim % lif:
-            raise ConfigError(f"AcceleratorConfig.lif_lanes must divide head_dim ({self.head_dim}): the "
-                              f"attention LIF pass sends whole chunks of a current row, not {lif}")
+            raise ConfigError(
+                f"AcceleratorConfig.lif_lanes must divide head_dim ({self.head_dim}): the "
+                f"attention LIF pass sends whole chunks of a current row, not {lif}"
+            )
         _check_int("max_tokens", self.max_tokens, minimum=1, maximum=1 << 16)
         _check_int("max_group", self.max_group, minimum=1, maximum=1 << 20)
         _check_int("amem_depth", self.amem_depth, minimum=16, maximum=1 << 24)
         _check_int("wmem_depth", self.wmem_depth, minimum=1, maximum=1 << 20)
         _check_int("max_features", self.max_features, minimum=1, maximum=1 << 16)
         if self.numerics.membrane_bits > 31:
-            raise ConfigError("AcceleratorConfig.numerics.membrane_bits must be <= 31 (biases and "
-                              f"thresholds travel as 32-bit fields), not {self.numerics.membrane_bits}")
-        _check_int("acc_bits", self.acc_bits, minimum=self.numerics.weight_bits + self.numerics.input_bits,
-                   maximum=48)
+            raise ConfigError(
+                "AcceleratorConfig.numerics.membrane_bits must be <= 31 (biases and "
+                f"thresholds travel as 32-bit fields), not {self.numerics.membrane_bits}"
+            )
+        _check_int(
+            "acc_bits",
+            self.acc_bits,
+            minimum=self.numerics.weight_bits + self.numerics.input_bits,
+            maximum=48,
+        )
         _check_int("head_acc_bits", self.head_acc_bits, minimum=16, maximum=64 - self.numerics.frac_bits)
         _check_int("profile_depth", self.profile_depth, minimum=1, maximum=1024)
-        if not isinstance(self.clock_mhz, (int, float)) or isinstance(self.clock_mhz, bool) \
-                or not self.clock_mhz > 0:
-            raise ConfigError(f"AcceleratorConfig.clock_mhz must be a positive number, not {self.clock_mhz!r}")
+        if (
+            not isinstance(self.clock_mhz, (int, float))
+            or isinstance(self.clock_mhz, bool)
+            or not self.clock_mhz > 0
+        ):
+            raise ConfigError(
+                f"AcceleratorConfig.clock_mhz must be a positive number, not {self.clock_mhz!r}"
+            )
 
     # ------------------------------------------------------------------ derived figures
     @property
@@ -183,8 +208,9 @@ class AcceleratorConfig:
         return (self.timesteps * self.max_tokens * self.numerics.input_max).bit_length()
 
     def synapse_params(self) -> SynapseArrayParams:
-        return SynapseArrayParams.from_numerics(self.numerics, lanes=self.lanes, timesteps=self.timesteps,
-                                                acc_bits=self.acc_bits)
+        return SynapseArrayParams.from_numerics(
+            self.numerics, lanes=self.lanes, timesteps=self.timesteps, acc_bits=self.acc_bits
+        )
 
     def lif_params(self) -> LIFArrayParams:
         return LIFArrayParams.from_numerics(self.numerics, lanes=self.lif_lanes, timesteps=self.timesteps)
@@ -240,9 +266,21 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
     # transformer (N = 64, D = 256, T = 16) fits the activation memory, its large
     # tokenizer stages run in row bands through DDR.
     "pynq-z2": AcceleratorConfig(
-        name="pynq-z2", timesteps=16, lanes=64, lif_lanes=4, head_dim=16, max_group=1024, max_tokens=64,
-        amem_depth=131072, wmem_depth=1152, max_features=256, acc_bits=22, head_acc_bits=40,
-        profile_depth=64),
+        name="pynq-z2",
+        timesteps=16,
+        lanes=64,
+        lif_lanes=4,
+        head_dim=16,
+        max_group=1024,
+        max_tokens=64,
+        amem_depth=131072,
+        wmem_depth=1152,
+        max_features=256,
+        acc_bits=22,
+        head_acc_bits=40,
+        profile_depth=64,
+        serial_synapse=True,
+    ),
 }
 
 

@@ -13,6 +13,8 @@ Per output-channel group of ``L`` channels (``ceil(out_c / L)`` groups):
    parameters do not overtake them.
 
 A linear layer ``[N, I] -> [N, O]`` is the same with a ``1 x N`` image and ``k = 1``.
+With ``config.serial_synapse`` the array is :class:`hw.accel.serial_synapse.SerialSynapseArray`
+(same beats and arithmetic, results leave one LIF job wide).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from amaranth.lib.wiring import Out
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage, registered, signed_address
 from hw.accel.ports import ADDRESS_BITS, engine_members
+from hw.accel.serial_synapse import SerialSynapseArray
 from hw.synapse_pe import SynapseArray
 
 __all__ = ["ConvEngine", "SETUP_CYCLES"]
@@ -69,7 +72,11 @@ class ConvEngine(wiring.Component):
         word_bits = cfg.weight_word_bits
         per_weight = cfg.stream_words_per_weight_word
 
-        m.submodules.synapse = syn = SynapseArray(syn_params)
+        if cfg.serial_synapse:
+            syn = SerialSynapseArray(syn_params, out_lanes=lif_lanes)
+        else:
+            syn = SynapseArray(syn_params)
+        m.submodules.synapse = syn
         m.submodules.wmem = wmem = Memory(shape=word_bits, depth=cfg.wmem_depth, init=[])
         wmem_wr = wmem.write_port()
         wmem_rd = wmem.read_port(transparent_for=())
@@ -84,22 +91,36 @@ class ConvEngine(wiring.Component):
         kc = registered(m, d.kernel * d.in_c, "conv_kc")
         fan_in = registered(m, d.kernel * d.kernel * d.in_c, "conv_fan_in")
         o_row = registered(m, d.out_w * d.out_c, "conv_o_row")
-        init = registered(m, d.src0 - d.pad_top * d.in_w * d.in_c * d.planes_in
-                          - d.pad_left * d.in_c * d.planes_in, "conv_init")
+        init = registered(
+            m,
+            d.src0 - d.pad_top * d.in_w * d.in_c * d.planes_in - d.pad_left * d.in_c * d.planes_in,
+            "conv_init",
+        )
 
-        group_base = Signal(ADDRESS_BITS + 1)          # dst + g L
-        lanes_left = Signal(signed(18))                # out_c - g L
+        group_base = Signal(ADDRESS_BITS + 1)  # dst + g L
+        lanes_left = Signal(signed(18))  # out_c - g L
         group_lanes = Signal(range(lanes + 1))
-        m.d.comb += group_lanes.eq(Mux(lanes_left >= lanes, lanes, lanes_left[:group_lanes.shape().width]))
+        m.d.comb += group_lanes.eq(Mux(lanes_left >= lanes, lanes, lanes_left[: group_lanes.shape().width]))
 
         # ---------------------------------------------------------------- the compute loop
-        m.submodules.loop = loop = LoopNest("conv", [("oy", 16), ("ox", 16), ("dy", 8), ("dx", 8), ("c", 16),
-                                                     ("b", 5)])
-        for level, count in (("oy", d.out_h), ("ox", d.out_w), ("dy", d.kernel), ("dx", d.kernel),
-                             ("c", d.in_c), ("b", d.planes_in)):
+        m.submodules.loop = loop = LoopNest(
+            "conv", [("oy", 16), ("ox", 16), ("dy", 8), ("dx", 8), ("c", 16), ("b", 5)]
+        )
+        for level, count in (
+            ("oy", d.out_h),
+            ("ox", d.out_w),
+            ("dy", d.kernel),
+            ("dx", d.kernel),
+            ("c", d.in_c),
+            ("b", d.planes_in),
+        ):
             m.d.comb += loop.count[level].eq(count)
-        addr = loop.output("addr", signed_address(ADDRESS_BITS), init,
-                           {"oy": s_row, "ox": s_cp, "dy": row, "dx": cp, "c": d.planes_in, "b": 1})
+        addr = loop.output(
+            "addr",
+            signed_address(ADDRESS_BITS),
+            init,
+            {"oy": s_row, "ox": s_cp, "dy": row, "dx": cp, "c": d.planes_in, "b": 1},
+        )
         iy = loop.output("iy", signed(18), -d.pad_top, {"oy": d.stride, "dy": 1})
         ix = loop.output("ix", signed(18), -d.pad_left, {"ox": d.stride, "dx": 1})
         waddr = loop.output("waddr", 20, 0, {"dy": kc, "dx": d.in_c, "c": 1})
@@ -108,8 +129,18 @@ class ConvEngine(wiring.Component):
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
 
         beat = syn.inp
-        stage = read_stage(m, name="conv", active=loop.active, ready=beat.ready & tags.w_rdy, meta={
-            "pad": pad, "plane": loop.idx["b"], "last": loop.within("dy", "dx", "c", "b"), "oaddr": oaddr})
+        stage = read_stage(
+            m,
+            name="conv",
+            active=loop.active,
+            ready=beat.ready & tags.w_rdy,
+            meta={
+                "pad": pad,
+                "plane": loop.idx["b"],
+                "last": loop.within("dy", "dx", "c", "b"),
+                "oaddr": oaddr,
+            },
+        )
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(addr),
@@ -136,30 +167,34 @@ class ConvEngine(wiring.Component):
         chunk = Signal(range(chunks))
         job = self.lif_job
         tag_addr = tags.r_data[:ADDRESS_BITS]
-        tag_lanes = tags.r_data[ADDRESS_BITS + 1:]
+        tag_lanes = tags.r_data[ADDRESS_BITS + 1 :]
         left = Signal(signed(lanes.bit_length() + 2))
         m.d.comb += left.eq(tag_lanes - chunk * lif_lanes)
+        # The PE presents all L lanes until the last chunk is taken; the serial array
+        # presents one chunk per beat.
         with m.Switch(chunk):
             for k in range(chunks):
                 with m.Case(k):
                     for lane in range(lif_lanes):
+                        source = lane if cfg.serial_synapse else k * lif_lanes + lane
                         m.d.comb += [
-                            job.payload.current[lane].eq(syn.out.payload.current[k * lif_lanes + lane]),
+                            job.payload.current[lane].eq(syn.out.payload.current[source]),
                             job.payload.threshold[lane].eq(theta[k * lif_lanes + lane]),
                         ]
         last_chunk = chunk == chunks - 1
+        release = job.ready & tags.r_rdy
         m.d.comb += [
             job.valid.eq(syn.out.valid & tags.r_rdy),
             job.payload.addr.eq(tag_addr + chunk * lif_lanes),
             job.payload.lanes.eq(Mux(left >= lif_lanes, lif_lanes, Mux(left < 0, 0, left))),
-            syn.out.ready.eq(job.ready & tags.r_rdy & last_chunk),
+            syn.out.ready.eq(release if cfg.serial_synapse else release & last_chunk),
             tags.r_en.eq(job.valid & job.ready & last_chunk),
         ]
         with m.If(job.valid & job.ready):
             m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
 
         # ---------------------------------------------------------------- sequencing per group
-        index = Signal(20)                 # parameter lane, then weight-memory word
+        index = Signal(20)  # parameter lane, then weight-memory word
         sub = Signal(range(max(per_weight, 2)))
         assembled = Signal(word_bits)
         words = self.words_in
@@ -172,16 +207,17 @@ class ConvEngine(wiring.Component):
         with m.FSM(name="conv_fsm"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.busy.eq(1), index.eq(0), lanes_left.eq(d.out_c),
-                                 group_base.eq(d.dst)]
+                    m.d.sync += [self.busy.eq(1), index.eq(0), lanes_left.eq(d.out_c), group_base.eq(d.dst)]
                     m.next = "PARAMS"
             with m.State("PARAMS"):
                 m.d.comb += words.ready.eq(1)
                 with m.If(take):
                     for lane in range(lanes):
                         with m.If(index == lane):
-                            m.d.sync += [bias[lane].eq(incoming[:membrane]),
-                                         theta[lane].eq(incoming[32:33 + membrane])]
+                            m.d.sync += [
+                                bias[lane].eq(incoming[:membrane]),
+                                theta[lane].eq(incoming[32 : 33 + membrane]),
+                            ]
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == lanes - 1):
                         m.d.sync += [index.eq(0), sub.eq(0)]
@@ -200,8 +236,11 @@ class ConvEngine(wiring.Component):
                             m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 with m.If(drained):
-                    m.d.sync += [group_base.eq(group_base + lanes), lanes_left.eq(lanes_left - lanes),
-                                 index.eq(0)]
+                    m.d.sync += [
+                        group_base.eq(group_base + lanes),
+                        lanes_left.eq(lanes_left - lanes),
+                        index.eq(0),
+                    ]
                     with m.If(lanes_left <= lanes):
                         m.d.sync += self.busy.eq(0)
                         m.next = "IDLE"

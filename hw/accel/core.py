@@ -83,20 +83,22 @@ class AcceleratorCore(wiring.Component):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"AcceleratorCore needs an AcceleratorConfig, not {config!r}")
         self._config = config
-        super().__init__({
-            "words_in": In(word_stream()),
-            "words_out": Out(word_stream()),
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(len(ErrorFlag)),
-            "detail": Out(32),
-            "error_command": Out(32),
-            "commands": Out(32),
-            "cycles": Out(64),
-            "profile_addr": In(16),
-            "profile_data": Out(32),
-        })
+        super().__init__(
+            {
+                "words_in": In(word_stream()),
+                "words_out": Out(word_stream()),
+                "start": In(1),
+                "busy": Out(1),
+                "done": Out(1),
+                "error": Out(len(ErrorFlag)),
+                "detail": Out(32),
+                "error_command": Out(32),
+                "commands": Out(32),
+                "cycles": Out(64),
+                "profile_addr": In(16),
+                "profile_data": Out(32),
+            }
+        )
 
     @property
     def config(self) -> AcceleratorConfig:
@@ -156,8 +158,9 @@ class AcceleratorCore(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         # Flags raised by the engines' datapath while a command runs.
         overflow = engines[Opcode.CONV].overflow | engines[Opcode.ATTENTION].overflow
-        m.d.comb += raise_error.eq(Mux(overflow, int(ErrorFlag.OVERFLOW), 0)
-                                   | Mux(address_fault, int(ErrorFlag.ADDRESS), 0))
+        m.d.comb += raise_error.eq(
+            Mux(overflow, int(ErrorFlag.OVERFLOW), 0) | Mux(address_fault, int(ErrorFlag.ADDRESS), 0)
+        )
         with m.If(raise_error.any()):
             m.d.sync += errors.eq(errors | raise_error)
             with m.If(~errors.any()):
@@ -195,17 +198,30 @@ class AcceleratorCore(wiring.Component):
             m.d.comb += fault.eq(DescriptorFault.FIELD)
 
         def complete_command() -> None:
-            m.d.comb += [profile_wr.en.eq(1), profile_wr.addr.eq(index),
-                         profile_wr.data.eq(self.cycles - command_start)]
+            m.d.comb += [
+                profile_wr.en.eq(1),
+                profile_wr.addr.eq(index),
+                profile_wr.data.eq(self.cycles - command_start),
+            ]
             m.d.sync += [index.eq(index + 1), self.commands.eq(self.commands + 1)]
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += reset_engines.eq(1)
-                    m.d.sync += [self.busy.eq(1), self.done.eq(0), errors.eq(0), self.detail.eq(0),
-                                 self.error_command.eq(0), self.commands.eq(0), self.cycles.eq(0),
-                                 index.eq(0), word.eq(0), checksum.eq(0), command_start.eq(0)]
+                    m.d.sync += [
+                        self.busy.eq(1),
+                        self.done.eq(0),
+                        errors.eq(0),
+                        self.detail.eq(0),
+                        self.error_command.eq(0),
+                        self.commands.eq(0),
+                        self.cycles.eq(0),
+                        index.eq(0),
+                        word.eq(0),
+                        checksum.eq(0),
+                        command_start.eq(0),
+                    ]
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += self.words_in.ready.eq(1)
@@ -286,9 +302,9 @@ class AcceleratorCore(wiring.Component):
         fault = Signal()
         m.d.comb += [
             fault.eq(bad_read | bad_write),
-            amem_rd.addr.eq(rd_addr[:len(amem_rd.addr)]),
+            amem_rd.addr.eq(rd_addr[: len(amem_rd.addr)]),
             amem_rd.en.eq(rd_en & ~bad_read),
-            amem_wr.addr.eq(wr_addr[:len(amem_wr.addr)]),
+            amem_wr.addr.eq(wr_addr[: len(amem_wr.addr)]),
             amem_wr.data.eq(wr_data),
             amem_wr.en.eq(wr_en & ~bad_write),
         ]
@@ -297,8 +313,10 @@ class AcceleratorCore(wiring.Component):
             members = engine.signature.members
             if "words_in" in members:
                 port = engine.words_in
-                m.d.comb += [port.valid.eq(self.words_in.valid & running[op]),
-                             port.payload.eq(self.words_in.payload)]
+                m.d.comb += [
+                    port.valid.eq(self.words_in.valid & running[op]),
+                    port.payload.eq(self.words_in.payload),
+                ]
                 with m.If(running[op]):
                     m.d.comb += self.words_in.ready.eq(port.ready)
             if "words_out" in members:
@@ -309,7 +327,9 @@ class AcceleratorCore(wiring.Component):
             if "lif_job" in members:
                 m.d.comb += engine.lif_idle.eq(lif.idle)
                 with m.If(running[op]):
-                    m.d.comb += [lif.job.valid.eq(engine.lif_job.valid),
-                                 lif.job.payload.eq(engine.lif_job.payload),
-                                 engine.lif_job.ready.eq(lif.job.ready)]
+                    m.d.comb += [
+                        lif.job.valid.eq(engine.lif_job.valid),
+                        lif.job.payload.eq(engine.lif_job.payload),
+                        engine.lif_job.ready.eq(lif.job.ready),
+                    ]
         return fault

@@ -58,18 +58,35 @@ class PoolEngine(_Engine):
         init = registered(m, d.src0 - d.pad_top * d.in_w * d.in_c - d.pad_left * d.in_c, "pool_init")
 
         m.submodules.loop = loop = LoopNest("pool", [("oy", 16), ("ox", 16), ("c", 16), ("dy", 8), ("dx", 8)])
-        for level, count in (("oy", d.out_h), ("ox", d.out_w), ("c", d.in_c), ("dy", d.kernel), ("dx", d.kernel)):
+        for level, count in (
+            ("oy", d.out_h),
+            ("ox", d.out_w),
+            ("c", d.in_c),
+            ("dy", d.kernel),
+            ("dx", d.kernel),
+        ):
             m.d.comb += loop.count[level].eq(count)
-        addr = loop.output("addr", addr_shape, init, {"oy": s_row, "ox": s_c, "c": 1, "dy": row, "dx": d.in_c})
+        addr = loop.output(
+            "addr", addr_shape, init, {"oy": s_row, "ox": s_c, "c": 1, "dy": row, "dx": d.in_c}
+        )
         iy = loop.output("iy", signed(18), -d.pad_top, {"oy": d.stride, "dy": 1})
         ix = loop.output("ix", signed(18), -d.pad_left, {"ox": d.stride, "dx": 1})
         oaddr = loop.output("oaddr", ADDRESS_BITS + 1, d.dst, {"oy": o_row, "ox": d.in_c, "c": 1})
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
 
-        stage = read_stage(m, name="pool", active=loop.active, ready=1, meta={
-            "pad": pad, "first": ~loop.idx["dy"].any() & ~loop.idx["dx"].any(),
-            "end": loop.within("dy", "dx"), "oaddr": oaddr})
+        stage = read_stage(
+            m,
+            name="pool",
+            active=loop.active,
+            ready=1,
+            meta={
+                "pad": pad,
+                "first": ~loop.idx["dy"].any() & ~loop.idx["dx"].any(),
+                "end": loop.within("dy", "dx"),
+                "oaddr": oaddr,
+            },
+        )
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(addr),
@@ -111,8 +128,13 @@ class AddEngine(_Engine):
         real = Signal()
         m.d.comb += real.eq(Mux(op, j < d.planes_in2, j < d.planes_in))
 
-        stage = read_stage(m, name="add", active=loop.active, ready=1,
-                           meta={"op": op, "lsb": j == 0, "real": real, "oaddr": o_addr})
+        stage = read_stage(
+            m,
+            name="add",
+            active=loop.active,
+            ready=1,
+            meta={"op": op, "lsb": j == 0, "real": real, "oaddr": o_addr},
+        )
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(Mux(op, b_addr, a_addr)),

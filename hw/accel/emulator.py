@@ -94,20 +94,20 @@ class Emulator:
 
     # ------------------------------------------------------------------ memory views
     def _read(self, start: int, positions: int, channels: int, planes: int, t: int) -> np.ndarray:
-        words = self.amem[start:start + positions * channels * planes]
+        words = self.amem[start : start + positions * channels * planes]
         return unpack_activation(words, positions=positions, channels=channels, planes=planes, timesteps=t)
 
     def _write(self, start: int, value: np.ndarray, planes: int) -> None:
         words = activation_words(value, planes=planes, hw_timesteps=self.cfg.timesteps)
-        self.amem[start:start + words.size] = words
+        self.amem[start : start + words.size] = words
 
     # ------------------------------------------------------------------ commands
     def _op_load(self, d: Descriptor, words: Iterator[int], out: list[int]) -> None:
         payload = self._take(words, stream_words_for(d.count, self.cfg.timesteps), "LOAD")
-        self.amem[d.dst:d.dst + d.count] = stream_to_words(payload, d.count, self.cfg.timesteps)
+        self.amem[d.dst : d.dst + d.count] = stream_to_words(payload, d.count, self.cfg.timesteps)
 
     def _op_store(self, d: Descriptor, words: Iterator[int], out: list[int]) -> None:
-        out.extend(words_to_stream(self.amem[d.src0:d.src0 + d.count], self.cfg.timesteps).tolist())
+        out.extend(words_to_stream(self.amem[d.src0 : d.src0 + d.count], self.cfg.timesteps).tolist())
 
     def _op_conv(self, d: Descriptor, words: Iterator[int], out: list[int]) -> None:
         cfg = self.cfg
@@ -129,30 +129,34 @@ class Emulator:
                     word = raw[f * cfg.stream_words_per_weight_word + bit // STREAM_BITS]
                     weights[g * lanes + lane, f] = _signed(word >> (bit % STREAM_BITS), wb)
         t = d.timesteps
-        x = self._read(d.src0, d.in_h * d.in_w, d.in_c, d.planes_in, t)          # [T, pos, C]
+        x = self._read(d.src0, d.in_h * d.in_w, d.in_c, d.planes_in, t)  # [T, pos, C]
         image = x.reshape(t, d.in_h, d.in_w, d.in_c).transpose(0, 3, 1, 2)
         # Explicit top/left padding; bottom/right rows beyond the input read as zero.
         k, s = d.kernel, d.stride
         need_h, need_w = (d.out_h - 1) * s + k, (d.out_w - 1) * s + k
-        padded = np.zeros((t, d.in_c, max(need_h, d.pad_top + d.in_h), max(need_w, d.pad_left + d.in_w)),
-                          dtype=np.int64)
-        padded[:, :, d.pad_top:d.pad_top + d.in_h, d.pad_left:d.pad_left + d.in_w] = image
+        padded = np.zeros(
+            (t, d.in_c, max(need_h, d.pad_top + d.in_h), max(need_w, d.pad_left + d.in_w)), dtype=np.int64
+        )
+        padded[:, :, d.pad_top : d.pad_top + d.in_h, d.pad_left : d.pad_left + d.in_w] = image
         padded = padded[:, :, :need_h, :need_w]
-        w4 = weights[:d.out_c].reshape(d.out_c, k, k, d.in_c).transpose(0, 3, 1, 2)
-        acc = nm.conv2d_accumulate(padded, w4, stride=s, padding=0)             # [T, O, oh, ow]
-        current = nm.synaptic_current(acc, bias[:d.out_c, None, None], frac_bits=cfg.numerics.frac_bits,
-                                      membrane_bits=m)
-        spikes = nm.lif(current, theta[:d.out_c, None, None], leak_shift=cfg.numerics.leak_shift,
-                        membrane_bits=m)
+        w4 = weights[: d.out_c].reshape(d.out_c, k, k, d.in_c).transpose(0, 3, 1, 2)
+        acc = nm.conv2d_accumulate(padded, w4, stride=s, padding=0)  # [T, O, oh, ow]
+        current = nm.synaptic_current(
+            acc, bias[: d.out_c, None, None], frac_bits=cfg.numerics.frac_bits, membrane_bits=m
+        )
+        spikes = nm.lif(
+            current, theta[: d.out_c, None, None], leak_shift=cfg.numerics.leak_shift, membrane_bits=m
+        )
         self._write(d.dst, spikes.reshape(t, d.out_c, -1).transpose(0, 2, 1), 1)
 
     def _op_pool(self, d: Descriptor, words: Iterator[int], out: list[int]) -> None:
         t, k, s = d.timesteps, d.kernel, d.stride
         x = self._read(d.src0, d.in_h * d.in_w, d.in_c, 1, t).reshape(t, d.in_h, d.in_w, d.in_c)
         need_h, need_w = (d.out_h - 1) * s + k, (d.out_w - 1) * s + k
-        padded = np.zeros((t, max(need_h, d.pad_top + d.in_h), max(need_w, d.pad_left + d.in_w), d.in_c),
-                          dtype=np.int64)
-        padded[:, d.pad_top:d.pad_top + d.in_h, d.pad_left:d.pad_left + d.in_w] = x
+        padded = np.zeros(
+            (t, max(need_h, d.pad_top + d.in_h), max(need_w, d.pad_left + d.in_w), d.in_c), dtype=np.int64
+        )
+        padded[:, d.pad_top : d.pad_top + d.in_h, d.pad_left : d.pad_left + d.in_w] = x
         pooled = nm.maxpool2d(padded[:, :need_h, :need_w].transpose(0, 3, 1, 2), kernel=k, stride=s)
         self._write(d.dst, pooled.reshape(t, d.in_c, -1).transpose(0, 2, 1), 1)
 
@@ -170,11 +174,13 @@ class Emulator:
         q, k, v = (self._read(src, n, dim, 1, t)[:, None] for src in (d.src0, d.src1, d.src2))
         grouping = Grouping(d.grouping).name.lower()
         qg, kg, vg = (group_tokens(x, grouping=grouping, heads=d.heads) for x in (q, k, v))
-        current = nm.attention_current(qg, kg, vg, frac_bits=cfg.numerics.frac_bits,
-                                       membrane_bits=cfg.numerics.membrane_bits)
+        current = nm.attention_current(
+            qg, kg, vg, frac_bits=cfg.numerics.frac_bits, membrane_bits=cfg.numerics.membrane_bits
+        )
         current = ungroup_tokens(current, grouping=grouping, shape=q.shape)
-        spikes = nm.lif(current, d.threshold, leak_shift=cfg.numerics.leak_shift,
-                        membrane_bits=cfg.numerics.membrane_bits)
+        spikes = nm.lif(
+            current, d.threshold, leak_shift=cfg.numerics.leak_shift, membrane_bits=cfg.numerics.membrane_bits
+        )
         self._write(d.dst, spikes[:, 0], 1)
 
     def _op_head(self, d: Descriptor, words: Iterator[int], out: list[int]) -> None:
@@ -187,6 +193,9 @@ class Emulator:
             bias = int(self._take(words, 1, "HEAD bias")[0].astype(np.uint64).view(np.int64))
             raw = self._take(words, -(-d.in_c // per), "HEAD weights").tolist()
             weight = np.array([_signed(raw[c // per] >> ((c % per) * wb), wb) for c in range(d.in_c)])
-            logit = int(nm.head_logits(pooled[None], weight[None], np.array([bias]),
-                                       frac_bits=cfg.numerics.frac_bits)[0, 0])
+            logit = int(
+                nm.head_logits(
+                    pooled[None], weight[None], np.array([bias]), frac_bits=cfg.numerics.frac_bits
+                )[0, 0]
+            )
             out.append(logit & 0xFFFF_FFFF_FFFF_FFFF)

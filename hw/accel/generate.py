@@ -38,24 +38,36 @@ VERILOG_FILE = f"{TOP_NAME}.v"
 #: Warnings waived in the accelerator's generated Verilog only (``-file`` scoped). The PEs
 #: inside are also lint-clean on their own under ``sim.lint.WAIVERS``.
 WAIVERS: tuple[Waiver, ...] = (
-    Waiver("WIDTHEXPAND",
-           "Amaranth extends operands by its own exact typing rules and yosys' Verilog writer keeps them; "
-           "the sequencer and engines mix address, counter and field widths freely. A width bug would "
-           "change results, which the bit-exact model tests against golden.numerics catch."),
-    Waiver("WIDTHTRUNC",
-           "Truncation happens only by explicit slices or assignment to a narrower signal, both defined "
-           "in Amaranth's semantics (same argument as WIDTHEXPAND)."),
-    Waiver("CASEINCOMPLETE",
-           "Amaranth Switch/FSM statements without a default leave signals at their comb default or "
-           "held value, which is the intended behaviour of every engine's state machine."),
-    Waiver("UNUSEDSIGNAL",
-           "Each engine reads only the descriptor fields and address bits it needs, and Amaranth keeps "
-           "a named copy of every port at each hierarchy boundary."),
-    Waiver("DECLFILENAME",
-           "Amaranth writes the whole hierarchy into one file; submodules are named `top.sub`.",
-           match="Filename 'spikeformer_accel' does not match MODULE name: 'spikeformer_accel.*'"),
-    Waiver("ASCRANGE",
-           "Zero-width signals (a counter over a single value, e.g. one LIF chunk) are emitted as [-1:0]."),
+    Waiver(
+        "WIDTHEXPAND",
+        "Amaranth extends operands by its own exact typing rules and yosys' Verilog writer keeps them; "
+        "the sequencer and engines mix address, counter and field widths freely. A width bug would "
+        "change results, which the bit-exact model tests against golden.numerics catch.",
+    ),
+    Waiver(
+        "WIDTHTRUNC",
+        "Truncation happens only by explicit slices or assignment to a narrower signal, both defined "
+        "in Amaranth's semantics (same argument as WIDTHEXPAND).",
+    ),
+    Waiver(
+        "CASEINCOMPLETE",
+        "Amaranth Switch/FSM statements without a default leave signals at their comb default or "
+        "held value, which is the intended behaviour of every engine's state machine.",
+    ),
+    Waiver(
+        "UNUSEDSIGNAL",
+        "Each engine reads only the descriptor fields and address bits it needs, and Amaranth keeps "
+        "a named copy of every port at each hierarchy boundary.",
+    ),
+    Waiver(
+        "DECLFILENAME",
+        "Amaranth writes the whole hierarchy into one file; submodules are named `top.sub`.",
+        match="Filename 'spikeformer_accel' does not match MODULE name: 'spikeformer_accel.*'",
+    ),
+    Waiver(
+        "ASCRANGE",
+        "Zero-width signals (a counter over a single value, e.g. one LIF chunk) are emitted as [-1:0].",
+    ),
 )
 
 
@@ -71,9 +83,14 @@ def waiver_text(waivers: Sequence[Waiver] = WAIVERS) -> str:
 
 def describe(top: AcceleratorTop) -> dict[str, Any]:
     """Configuration, hash, ports and register map of a top (JSON-able)."""
-    ports = [{"name": "__".join(map(str, path)), "direction": "input" if member.flow.name == "In" else "output",
-              "width": len(Value.cast(value))}
-             for path, member, value in top.signature.flatten(top)]
+    ports = [
+        {
+            "name": "__".join(map(str, path)),
+            "direction": "input" if member.flow.name == "In" else "output",
+            "width": len(Value.cast(value)),
+        }
+        for path, member, value in top.signature.flatten(top)
+    ]
     return {
         "module": TOP_NAME,
         "config": top.config.to_dict(),
@@ -96,8 +113,11 @@ def generate(config: str | AcceleratorConfig, out: Path) -> dict[str, Path]:
     cfg = get_config(config)
     directory = Path(out) / cfg.name
     top = AcceleratorTop(cfg)
-    paths = {"verilog": directory / VERILOG_FILE, "waivers": directory / "accel_waivers.vlt",
-             "json": directory / f"{TOP_NAME}.json"}
+    paths = {
+        "verilog": directory / VERILOG_FILE,
+        "waivers": directory / "accel_waivers.vlt",
+        "json": directory / f"{TOP_NAME}.json",
+    }
     _write_if_changed(paths["verilog"], verilog_of(top, name=TOP_NAME))
     _write_if_changed(paths["waivers"], waiver_text())
     _write_if_changed(paths["json"], json.dumps(describe(top), indent=1) + "\n")
@@ -106,8 +126,12 @@ def generate(config: str | AcceleratorConfig, out: Path) -> dict[str, Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hw.accel.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", action="append", choices=sorted(ACCEL_CONFIGS),
-                        help="accelerator configuration (repeatable; default all)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        choices=sorted(ACCEL_CONFIGS),
+        help="accelerator configuration (repeatable; default all)",
+    )
     parser.add_argument("--out", type=Path, default=Path("build/accel/rtl"), help="output root")
     args = parser.parse_args(argv)
     for name in args.config or list(ACCEL_CONFIGS):

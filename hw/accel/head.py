@@ -60,9 +60,18 @@ class HeadEngine(wiring.Component):
         m.submodules.loop = loop = LoopNest("head", [("c", 16), ("n", 16), ("b", 5)])
         m.d.comb += [loop.count["c"].eq(d.in_c), loop.count["n"].eq(d.in_w), loop.count["b"].eq(d.planes_in)]
         addr = loop.output("addr", ADDRESS_BITS + 1, d.src0, {"c": d.planes_in, "n": dp, "b": 1})
-        stage = read_stage(m, name="head", active=loop.active, ready=1, meta={
-            "plane": loop.idx["b"], "c": loop.idx["c"],
-            "first": ~loop.idx["n"].any() & ~loop.idx["b"].any(), "end": loop.within("n", "b")})
+        stage = read_stage(
+            m,
+            name="head",
+            active=loop.active,
+            ready=1,
+            meta={
+                "plane": loop.idx["b"],
+                "c": loop.idx["c"],
+                "first": ~loop.idx["n"].any() & ~loop.idx["b"].any(),
+                "end": loop.within("n", "b"),
+            },
+        )
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(addr),

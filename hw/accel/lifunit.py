@@ -58,12 +58,14 @@ class LIFUnit(wiring.Component):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"LIFUnit needs an AcceleratorConfig, not {config!r}")
         self._config = config
-        super().__init__({
-            "job": In(stream.Signature(lif_job_layout(config))),
-            "wr": Out(amem_write_signature(config)),
-            "tmask": In(config.timesteps),
-            "idle": Out(1),
-        })
+        super().__init__(
+            {
+                "job": In(stream.Signature(lif_job_layout(config))),
+                "wr": Out(amem_write_signature(config)),
+                "tmask": In(config.timesteps),
+                "idle": Out(1),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

@@ -69,8 +69,9 @@ class LoopNest(Elaboratable):
         """1 when every level in ``levels`` is at its last index (an inner block ends here)."""
         return Cat(*(self.last[level] for level in levels)).all()
 
-    def output(self, name: str, shape: Shape | int, init: Value | int, strides: Mapping[str, Value | int]
-               ) -> Signal:
+    def output(
+        self, name: str, shape: Shape | int, init: Value | int, strides: Mapping[str, Value | int]
+    ) -> Signal:
         """Add an affine output ``init + sum idx[level] * strides[level]`` (levels not given: 0)."""
         shape = Shape.cast(shape)
         unknown = sorted(set(strides) - set(self.levels))
@@ -88,7 +89,7 @@ class LoopNest(Elaboratable):
             m.d.comb += self.last[level].eq(self.idx[level] == self.count[level] - 1)
         m.d.comb += self.final.eq(Cat(*lasts).all())
         # Level i advances when every inner level is at its last index and it is not.
-        carry = [Cat(*lasts[i + 1:]).all() if i < n - 1 else Const(1) for i in range(n)]
+        carry = [Cat(*lasts[i + 1 :]).all() if i < n - 1 else Const(1) for i in range(n)]
         moves = [carry[i] & ~lasts[i] for i in range(n)]
 
         with m.If(self.start):
@@ -103,10 +104,10 @@ class LoopNest(Elaboratable):
             for i, level in enumerate(self.levels):
                 with m.If(moves[i]):
                     m.d.sync += self.idx[level].eq(self.idx[level] + 1)
-                    m.d.sync += [self.idx[inner].eq(0) for inner in self.levels[i + 1:]]
+                    m.d.sync += [self.idx[inner].eq(0) for inner in self.levels[i + 1 :]]
                     for bases, _, strides in self._outputs:
                         stride = strides.get(level, 0)
-                        nxt = (bases[i] + stride)[:len(bases[i])]
+                        nxt = (bases[i] + stride)[: len(bases[i])]
                         if bases[i].shape().signed:
                             nxt = nxt.as_signed()
                         m.d.sync += [base.eq(nxt) for base in bases[i:]]

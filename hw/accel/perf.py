@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.descriptors import DESC_WORDS, Descriptor, Grouping, Opcode
+from hw.accel.lifunit import spike_fifo_depth
 from hw.accel.program import Program, stream_words_for
 
 __all__ = ["CommandEstimate", "PerfReport", "command_cycles", "estimate", "report", "COMMAND_OVERHEAD"]
@@ -61,16 +62,40 @@ def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     beats = fan_in * d.planes_in
     positions = d.out_h * d.out_w
     latency = cfg.lif_params().latency
-    # Compute bound: one beat per cycle, and a result holds the array's input for
-    # chunks - 1 cycles while its LIF jobs leave; after the last beat its jobs pass the
-    # LIF chain and the writer (lanes cycles).
-    computing = positions * (beats + cfg.chunks - 1) + latency + cfg.lanes - cfg.chunks + 3
+    # Compute bound: one beat per cycle; with the synapse PE a result holds the array's
+    # input for chunks - 1 cycles while its LIF jobs leave (the serial array has result
+    # registers and does not). After the group's last beat its jobs pass the LIF chain and
+    # the writer (lanes cycles).
+    hold = 0 if cfg.serial_synapse else cfg.chunks - 1
+    computing = positions * (beats + hold) - hold + latency + cfg.lanes + 3
     # Writer bound (short dot products): the writer, `lanes` cycles per result, runs
     # without a break from the first result on. Both expressions agree at the boundary.
-    writing = beats + latency + positions * cfg.lanes + 2
+    writing = beats + latency + positions * cfg.lanes + 3
     per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + max(computing, writing)
     ops = d.timesteps * positions * d.out_c * beats
     return groups * per_group - 1, ops
+
+
+def _lif_jobs(count: int, pace: int, cfg: AcceleratorConfig) -> tuple[int, int]:
+    """``(engine cycles, writer drain)`` of ``count`` LIF jobs offered every ``pace`` cycles.
+
+    The LIF unit is a pipeline (the array's latency) into a FIFO, drained by the writer at
+    ``lif_lanes`` cycles per job; a job waits while the pipeline and FIFO are full. The
+    first value counts from the first offer to the last job's acceptance, the second from
+    then until its spikes are written.
+    """
+    latency, service = cfg.lif_params().latency, cfg.lif_lanes
+    capacity = latency + spike_fifo_depth(cfg)
+    accepted: list[int] = []
+    finished: list[int] = []
+    offer = 0
+    for i in range(count):
+        start = offer if i < capacity else max(offer, finished[i - capacity] - 1)
+        accepted.append(start)
+        begin = max(start + latency, finished[-1] if finished else 0)
+        finished.append(begin + service)
+        offer = start + pace
+    return accepted[-1], finished[-1] - accepted[-1]
 
 
 def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
@@ -82,13 +107,12 @@ def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     # K/V: 2d word reads + 1 + one row per cycle; Q: d reads + 1 + rows.
     kv = positions * (2 * hd + 1 + rows)
     q = positions * (hd + 1 + rows)
-    jobs = n * -(-hd // cfg.lif_lanes)
-    latency = cfg.lif_params().latency
-    # LIF pass: a job per position and chunk: T current reads, a wait and the send, or, when
-    # the writer is the bottleneck, the LIF chain stalls for its lif_lanes write cycles.
-    period = max(t + 2, latency + cfg.lif_lanes - 1)
-    lif = 2 + t + 1 + (jobs - 1) * period
-    return d.heads * (groups * (kv + q) + lif) + latency + cfg.lif_lanes - 1
+    # LIF pass: a job per position and chunk of lif_lanes features, offered every t + 2
+    # cycles (t current reads, a wait, the send); the writer drains a head's jobs while the
+    # next head computes, so only the last head's drain adds to the command.
+    engine, drain = _lif_jobs(n * -(-hd // cfg.lif_lanes), t + 2, cfg)
+    lif = 3 + t + engine
+    return d.heads * (groups * (kv + q) + lif) + drain
 
 
 def _head_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
@@ -132,8 +156,9 @@ def estimate(program: Program) -> list[CommandEstimate]:
     for index, command in enumerate(program.commands):
         d = command.descriptor
         cycles, ops = command_cycles(d, cfg)
-        words_in = DESC_WORDS + (stream_words_for(d.count, cfg.timesteps) if command.is_input
-                                 else len(command.payload))
+        words_in = DESC_WORDS + (
+            stream_words_for(d.count, cfg.timesteps) if command.is_input else len(command.payload)
+        )
         words_out = next(outputs).words if d.opcode in (Opcode.STORE, Opcode.HEAD) else 0
         out.append(CommandEstimate(index, command.name, d.opcode, cycles, ops, words_in, words_out))
     return out
@@ -191,6 +216,7 @@ class PerfReport:
         for name, cycles in self.layer_cycles.items():
             rows.append(f"{name:32s} {cycles:10d} {100 * cycles / self.cycles:5.1f}%")
         mbit = sum(self.onchip_bits.values()) / 1e6
+        buffers = ", ".join(f"{k} {v / 1e3:.0f} kbit" for k, v in self.onchip_bits.items())
         rows += [
             f"total: {self.cycles} cycles = {1e3 * self.cycles / (self.config.clock_mhz * 1e6):.3f} ms at "
             f"{self.config.clock_mhz:g} MHz -> {self.fps:.1f} frames/s",
@@ -198,7 +224,7 @@ class PerfReport:
             f"{self.stream_out_bytes / 1024:.1f} KiB out",
             f"synaptic ops: {self.synaptic_ops} ({self.ops_per_cycle:.1f}/cycle, peak "
             f"{self.config.peak_synaptic_ops}, utilization {100 * self.utilization:.1f}%)",
-            f"on-chip memory: {mbit:.2f} Mbit ({', '.join(f'{k} {v / 1e3:.0f} kbit' for k, v in self.onchip_bits.items())}); "
+            f"on-chip memory: {mbit:.2f} Mbit ({buffers}); "
             f"activations used: {self.amem_words_used} of {self.config.amem_depth} words",
         ]
         return "\n".join(rows)
@@ -212,9 +238,115 @@ def report(program: Program) -> PerfReport:
     layers: dict[str, int] = {}
     for c in commands:
         layers[c.name] = layers.get(c.name, 0) + c.cycles
-    used = max((start + size for cmd in program.commands for _, start, size in cmd.descriptor.regions()), default=0)
+    used = max(
+        (start + size for cmd in program.commands for _, start, size in cmd.descriptor.regions()), default=0
+    )
     return PerfReport(
-        config=cfg, commands=commands, cycles=cycles, fps=cfg.clock_mhz * 1e6 / cycles,
-        stream_in_bytes=8 * sum(c.words_in for c in commands), stream_out_bytes=8 * sum(c.words_out for c in commands),
-        synaptic_ops=sum(c.synaptic_ops for c in commands), onchip_bits=cfg.memory_bits(), amem_words_used=used,
-        layer_cycles=layers)
+        config=cfg,
+        commands=commands,
+        cycles=cycles,
+        fps=cfg.clock_mhz * 1e6 / cycles,
+        stream_in_bytes=8 * sum(c.words_in for c in commands),
+        stream_out_bytes=8 * sum(c.words_out for c in commands),
+        synaptic_ops=sum(c.synaptic_ops for c in commands),
+        onchip_bits=cfg.memory_bits(),
+        amem_words_used=used,
+        layer_cycles=layers,
+    )
+
+
+@dataclass(frozen=True)
+class SpilledStage:
+    """A conv (and the max-pool that follows it) whose tensors exceed the activation memory.
+
+    It runs in ``bands`` bands of output rows: each band's input rows come from DDR
+    (``LOAD``) and its output rows go back (``STORE``); the conv's weights stream once
+    per band. ``extra_cycles`` and the traffic are what this adds to the resident schedule.
+    """
+
+    commands: tuple[str, ...]
+    bands: int
+    words_in: int
+    words_out: int
+    extra_cycles: int
+
+
+def _spilled_stages(program: Program, depth: int) -> list[SpilledStage]:
+    cfg = program.config
+    commands = program.commands
+    stages = []
+    i = 0
+    while i < len(commands):
+        d = commands[i].descriptor
+        if d.opcode != Opcode.CONV or d.in_h == 1:
+            i += 1
+            continue
+        group = [i]
+        nxt = commands[i + 1].descriptor if i + 1 < len(commands) else None
+        if nxt is not None and nxt.opcode == Opcode.POOL and nxt.src0 == d.dst:
+            group.append(i + 1)
+        regions = {(start, size) for j in group for _, start, size in commands[j].descriptor.regions()}
+        working = sum(size for _, size in regions)
+        if working > depth:
+            first, last = commands[group[0]].descriptor, commands[group[-1]].descriptor
+            words_in = first.regions()[0][2]
+            words_out = last.regions()[-1][2]
+            bands = -(-working // depth)
+            weights = len(commands[group[0]].payload)
+            extra = (
+                words_in
+                + _TRANSFER_EXTRA[Opcode.LOAD]
+                + words_out
+                + _TRANSFER_EXTRA[Opcode.STORE]
+                + 2 * COMMAND_OVERHEAD
+            ) * 1 + (bands - 1) * (weights + len(group) * COMMAND_OVERHEAD)
+            stages.append(
+                SpilledStage(
+                    tuple(commands[j].name for j in group),
+                    bands,
+                    stream_words_for(words_in, cfg.timesteps) + (bands - 1) * weights,
+                    stream_words_for(words_out, cfg.timesteps),
+                    extra,
+                )
+            )
+        i += len(group)
+    return stages
+
+
+def plan(model: object, config: AcceleratorConfig) -> tuple[PerfReport, list[SpilledStage], int]:
+    """Report for a model that may not fit ``config``'s activation memory.
+
+    The model is compiled for a copy of ``config`` with an unbounded activation memory
+    (the other limits still apply), every conv stage whose tensors exceed the real memory
+    is charged the band-tiling cost of :class:`SpilledStage` (an estimate: halo rows are
+    not counted), and the report's cycles, frame rate and DDR traffic include it.
+
+    Returns
+    -------
+    (report, spilled stages, activation words the resident schedule would need)
+    """
+    import dataclasses
+
+    from hw.accel.compiler import compile_model
+
+    unbounded = dataclasses.replace(config, amem_depth=1 << 24)
+    program = compile_model(model, unbounded)  # type: ignore[arg-type]
+    base = report(program)
+    stages = _spilled_stages(program, config.amem_depth)
+    extra = sum(s.extra_cycles for s in stages)
+    cycles = base.cycles + extra
+    layers = dict(base.layer_cycles)
+    for stage in stages:
+        layers[stage.commands[0]] += stage.extra_cycles  # the band loads / stores of the stage
+    result = dataclasses.replace(
+        base,
+        config=config,
+        cycles=cycles,
+        fps=config.clock_mhz * 1e6 / cycles,
+        layer_cycles=layers,
+        onchip_bits=config.memory_bits(),
+        stream_in_bytes=base.stream_in_bytes + 8 * sum(s.words_in for s in stages),
+        stream_out_bytes=base.stream_out_bytes + 8 * sum(s.words_out for s in stages),
+        amem_words_used=min(base.amem_words_used, config.amem_depth),
+    )
+    return result, stages, base.amem_words_used

@@ -58,16 +58,27 @@ def lif_job_layout(cfg: AcceleratorConfig) -> data.StructLayout:
     word goes to activation address ``addr + l`` if ``l < lanes``.
     """
     lif = cfg.lif_params()
-    return data.StructLayout({
-        "current": data.ArrayLayout(data.ArrayLayout(signed(lif.membrane_bits), lif.timesteps), lif.lanes),
-        "threshold": data.ArrayLayout(signed(lif.threshold_bits), lif.lanes),
-        "addr": unsigned(ADDRESS_BITS),
-        "lanes": unsigned((lif.lanes).bit_length()),
-    })
+    return data.StructLayout(
+        {
+            "current": data.ArrayLayout(
+                data.ArrayLayout(signed(lif.membrane_bits), lif.timesteps), lif.lanes
+            ),
+            "threshold": data.ArrayLayout(signed(lif.threshold_bits), lif.lanes),
+            "addr": unsigned(ADDRESS_BITS),
+            "lanes": unsigned((lif.lanes).bit_length()),
+        }
+    )
 
 
-def engine_members(cfg: AcceleratorConfig, *, read: bool = False, write: bool = False, words_in: bool = False,
-                   words_out: bool = False, lif: bool = False) -> dict[str, object]:
+def engine_members(
+    cfg: AcceleratorConfig,
+    *,
+    read: bool = False,
+    write: bool = False,
+    words_in: bool = False,
+    words_out: bool = False,
+    lif: bool = False,
+) -> dict[str, object]:
     """Signature members of an engine: the control ports plus the data ports it uses.
 
     Control: ``start`` (pulse, the descriptor is valid), ``desc`` (the registered

@@ -62,16 +62,17 @@ def activation_words(x: np.ndarray, *, planes: int, hw_timesteps: int) -> np.nda
         raise ProgramError(f"value has {t} time steps, the accelerator holds {hw_timesteps}")
     if x.size and (x.min() < 0 or x.max() >= 1 << planes):
         raise ProgramError(f"values [{x.min()}, {x.max()}] do not fit {planes} bit plane(s)")
-    bits = (x[None] >> np.arange(planes)[:, None, None, None]) & 1            # [P, T, pos, C]
-    words = (bits << np.arange(t)[None, :, None, None]).sum(axis=1)             # [P, pos, C]
+    bits = (x[None] >> np.arange(planes)[:, None, None, None]) & 1  # [P, T, pos, C]
+    words = (bits << np.arange(t)[None, :, None, None]).sum(axis=1)  # [P, pos, C]
     return np.ascontiguousarray(words.transpose(1, 2, 0)).reshape(-1).astype(np.uint64)
 
 
-def unpack_activation(words: np.ndarray, *, positions: int, channels: int, planes: int,
-                      timesteps: int) -> np.ndarray:
+def unpack_activation(
+    words: np.ndarray, *, positions: int, channels: int, planes: int, timesteps: int
+) -> np.ndarray:
     """Inverse of :func:`activation_words`: ``[T, positions, C]`` ``int64``."""
     words = np.asarray(words, dtype=np.uint64).astype(np.int64).reshape(positions, channels, planes)
-    bits = (words[None] >> np.arange(timesteps)[:, None, None, None]) & 1       # [T, pos, C, P]
+    bits = (words[None] >> np.arange(timesteps)[:, None, None, None]) & 1  # [T, pos, C, P]
     return (bits << np.arange(planes)).sum(axis=-1)
 
 
@@ -80,8 +81,8 @@ def words_to_stream(words: np.ndarray, hw_timesteps: int) -> np.ndarray:
     per = STREAM_BITS // hw_timesteps
     words = np.asarray(words, dtype=np.uint64)
     padded = np.zeros(-(-words.size // per) * per, dtype=np.uint64)
-    padded[:words.size] = words
-    shifts = (np.arange(per, dtype=np.uint64) * np.uint64(hw_timesteps))
+    padded[: words.size] = words
+    shifts = np.arange(per, dtype=np.uint64) * np.uint64(hw_timesteps)
     return np.bitwise_or.reduce(padded.reshape(-1, per) << shifts, axis=1).astype(np.uint64)
 
 
@@ -89,7 +90,7 @@ def stream_to_words(stream: np.ndarray, count: int, hw_timesteps: int) -> np.nda
     """Unpack ``count`` activation words from stream words."""
     per = STREAM_BITS // hw_timesteps
     stream = np.asarray(stream, dtype=np.uint64)
-    shifts = (np.arange(per, dtype=np.uint64) * np.uint64(hw_timesteps))
+    shifts = np.arange(per, dtype=np.uint64) * np.uint64(hw_timesteps)
     mask = np.uint64((1 << hw_timesteps) - 1)
     return ((stream[:, None] >> shifts) & mask).reshape(-1)[:count]
 
@@ -209,8 +210,10 @@ class Program:
         if x.shape == step:
             x = np.broadcast_to(x, (self.timesteps, *step))
         elif x.shape != (self.timesteps, *step):
-            raise ProgramError(f"input must be [{self.timesteps}, {', '.join(map(str, step))}] or "
-                               f"[{', '.join(map(str, step))}], got shape {x.shape}")
+            raise ProgramError(
+                f"input must be [{self.timesteps}, {', '.join(map(str, step))}] or "
+                f"[{', '.join(map(str, step))}], got shape {x.shape}"
+            )
         limit = (1 << self.input_planes) - 1
         if x.size and (x.min() < 0 or x.max() > limit):
             raise ProgramError(f"input values must lie in [0, {limit}], got [{x.min()}, {x.max()}]")
@@ -238,18 +241,18 @@ class Program:
             raise ProgramError(f"output stream has {words.size} words, the program sends {self.output_words}")
         offset, logits, trace = 0, None, {}
         for spec in self.outputs:
-            chunk = words[offset:offset + spec.words]
+            chunk = words[offset : offset + spec.words]
             offset += spec.words
             if spec.name == "logits":
                 logits = chunk.view(np.int64).copy()
                 continue
             act = stream_to_words(chunk, spec.count, self.config.timesteps)
             t = spec.shape[0]
-            if len(spec.shape) == 4:   # image-like [T, C, H, W]
+            if len(spec.shape) == 4:  # image-like [T, C, H, W]
                 _, c, h, w = spec.shape
                 value = unpack_activation(act, positions=h * w, channels=c, planes=spec.planes, timesteps=t)
                 value = value.transpose(0, 2, 1).reshape(t, c, h, w)
-            else:                      # tokens [T, N, D]
+            else:  # tokens [T, N, D]
                 _, n, d = spec.shape
                 value = unpack_activation(act, positions=n, channels=d, planes=spec.planes, timesteps=t)
             trace[spec.name] = value[:, None]
@@ -259,5 +262,7 @@ class Program:
 
     def summary(self) -> str:
         """One line per command: index, opcode, name, payload words."""
-        rows = [f"{i:4d}  {c.opcode.name:9s} {len(c.payload):8d}  {c.name}" for i, c in enumerate(self.commands)]
+        rows = [
+            f"{i:4d}  {c.opcode.name:9s} {len(c.payload):8d}  {c.name}" for i, c in enumerate(self.commands)
+        ]
         return "\n".join(["   #  opcode    payload  name", *rows])

@@ -75,10 +75,10 @@ class Register:
 class ErrorFlag(enum.IntFlag):
     """Bits of the ``ERROR`` register (sticky until ``CONTROL.SOFT_RESET`` or the next ``START``)."""
 
-    DESCRIPTOR = 1 << 0   #: bad descriptor: magic, checksum, opcode, index or a field rule; see DETAIL
-    OVERFLOW = 1 << 1     #: a synapse accumulator or an attention group counter overflowed
-    TRUNCATED = 1 << 2    #: the input stream ended (TLAST) before the END command
-    ADDRESS = 1 << 3      #: a command touched an activation word outside the memory
+    DESCRIPTOR = 1 << 0  #: bad descriptor: magic, checksum, opcode, index or a field rule; see DETAIL
+    OVERFLOW = 1 << 1  #: a synapse accumulator or an attention group counter overflowed
+    TRUNCATED = 1 << 2  #: the input stream ended (TLAST) before the END command
+    ADDRESS = 1 << 3  #: a command touched an activation word outside the memory
 
 
 class DescriptorFault(enum.IntEnum):
@@ -89,51 +89,93 @@ class DescriptorFault(enum.IntEnum):
     CHECKSUM = 2
     OPCODE = 3
     INDEX = 4
-    FIELD = 5    #: a rule of :func:`hw.accel.descriptors.field_checks`; ``DETAIL.RULE`` gives its number
+    FIELD = 5  #: a rule of :func:`hw.accel.descriptors.field_checks`; ``DETAIL.RULE`` gives its number
 
 
 REGISTERS: tuple[Register, ...] = (
     Register("ID", 0x00, "RO", "Constant 0x53504B46 ('SPKF'): the accelerator is present."),
-    Register("VERSION", 0x04, "RO", "Register-map / stream-protocol version.", (
-        Field("MINOR", 0, 16, "minor version"),
-        Field("MAJOR", 16, 16, "major version"),
-    )),
+    Register(
+        "VERSION",
+        0x04,
+        "RO",
+        "Register-map / stream-protocol version.",
+        (
+            Field("MINOR", 0, 16, "minor version"),
+            Field("MAJOR", 16, 16, "major version"),
+        ),
+    ),
     Register("CONFIG_HASH", 0x08, "RO", "32-bit hash of the AcceleratorConfig the bitstream was built from."),
-    Register("CONTROL", 0x0C, "WO", "Write 1 to a bit to act; bits read back as 0.", (
-        Field("START", 0, 1, "start executing commands from the input stream"),
-        Field("SOFT_RESET", 1, 1, "reset the core (abandons a running program, clears flags)"),
-    )),
-    Register("STATUS", 0x10, "RO", "Core state.", (
-        Field("BUSY", 0, 1, "a program is running"),
-        Field("DONE", 1, 1, "the last program finished (END or an error); cleared by START"),
-        Field("ERROR", 2, 1, "ERROR is non-zero"),
-    )),
-    Register("ERROR", 0x14, "RO", "Sticky error flags (ErrorFlag).", (
-        Field("DESCRIPTOR", 0, 1, "bad descriptor (see DETAIL)"),
-        Field("OVERFLOW", 1, 1, "synapse accumulator or attention group overflow"),
-        Field("TRUNCATED", 2, 1, "input stream ended before END"),
-        Field("ADDRESS", 3, 1, "activation-memory access out of range"),
-    )),
-    Register("DETAIL", 0x18, "RO", "Which check a DESCRIPTOR error failed.", (
-        Field("FAULT", 0, 4, "DescriptorFault"),
-        Field("RULE", 8, 8, "failed rule number within the opcode (FAULT = FIELD)"),
-        Field("OPCODE", 16, 8, "opcode of the failed descriptor"),
-    )),
+    Register(
+        "CONTROL",
+        0x0C,
+        "WO",
+        "Write 1 to a bit to act; bits read back as 0.",
+        (
+            Field("START", 0, 1, "start executing commands from the input stream"),
+            Field("SOFT_RESET", 1, 1, "reset the core (abandons a running program, clears flags)"),
+        ),
+    ),
+    Register(
+        "STATUS",
+        0x10,
+        "RO",
+        "Core state.",
+        (
+            Field("BUSY", 0, 1, "a program is running"),
+            Field("DONE", 1, 1, "the last program finished (END or an error); cleared by START"),
+            Field("ERROR", 2, 1, "ERROR is non-zero"),
+        ),
+    ),
+    Register(
+        "ERROR",
+        0x14,
+        "RO",
+        "Sticky error flags (ErrorFlag).",
+        (
+            Field("DESCRIPTOR", 0, 1, "bad descriptor (see DETAIL)"),
+            Field("OVERFLOW", 1, 1, "synapse accumulator or attention group overflow"),
+            Field("TRUNCATED", 2, 1, "input stream ended before END"),
+            Field("ADDRESS", 3, 1, "activation-memory access out of range"),
+        ),
+    ),
+    Register(
+        "DETAIL",
+        0x18,
+        "RO",
+        "Which check a DESCRIPTOR error failed.",
+        (
+            Field("FAULT", 0, 4, "DescriptorFault"),
+            Field("RULE", 8, 8, "failed rule number within the opcode (FAULT = FIELD)"),
+            Field("OPCODE", 16, 8, "opcode of the failed descriptor"),
+        ),
+    ),
     Register("ERROR_COMMAND", 0x1C, "RO", "Index of the command that raised the first error."),
     Register("COMMANDS", 0x20, "RO", "Commands completed by the running or last program (END included)."),
     Register("CYCLES_LO", 0x24, "RO", "Cycles since START, low word (counts while BUSY)."),
     Register("CYCLES_HI", 0x28, "RO", "Cycles since START, high word (latched when CYCLES_LO is read)."),
     Register("HW_TIMESTEPS", 0x30, "RO", "T: time steps per activation word."),
-    Register("HW_LANES", 0x34, "RO", "L: synapse lanes.", (
-        Field("LANES", 0, 16, "synapse lanes"),
-        Field("LIF_LANES", 16, 16, "LIF array lanes"),
-    )),
+    Register(
+        "HW_LANES",
+        0x34,
+        "RO",
+        "L: synapse lanes.",
+        (
+            Field("LANES", 0, 16, "synapse lanes"),
+            Field("LIF_LANES", 16, 16, "LIF array lanes"),
+        ),
+    ),
     Register("HW_AMEM_DEPTH", 0x38, "RO", "Activation memory depth in words."),
     Register("HW_WMEM_DEPTH", 0x3C, "RO", "Weight memory depth (largest fan-in)."),
-    Register("HW_ATTENTION", 0x40, "RO", "Attention PE limits.", (
-        Field("HEAD_DIM", 0, 8, "head width d"),
-        Field("MAX_GROUP", 8, 24, "largest token group"),
-    )),
+    Register(
+        "HW_ATTENTION",
+        0x40,
+        "RO",
+        "Attention PE limits.",
+        (
+            Field("HEAD_DIM", 0, 8, "head width d"),
+            Field("MAX_GROUP", 8, 24, "largest token group"),
+        ),
+    ),
     Register("HW_PROFILE_DEPTH", 0x44, "RO", "Commands whose cycle counts the profile window keeps."),
 )
 
@@ -183,6 +225,8 @@ def markdown_table() -> str:
         for f in reg.fields:
             bits = f"{f.bit}" if f.width == 1 else f"{f.bit + f.width - 1}:{f.bit}"
             rows.append(f"| | `.{f.name}` | | {bits} | {f.doc} |")
-    rows.append(f"| `0x{PROFILE_BASE:03X}` + 4 i | `PROFILE[i]` | RO | | Cycles of command i "
-                f"(i < HW_PROFILE_DEPTH), from its first descriptor word to its completion. |")
+    rows.append(
+        f"| `0x{PROFILE_BASE:03X}` + 4 i | `PROFILE[i]` | RO | | Cycles of command i "
+        f"(i < HW_PROFILE_DEPTH), from its first descriptor word to its completion. |"
+    )
     return "\n".join(rows)

@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 from hw.accel.config import AcceleratorConfig
 from hw.accel.core import AcceleratorCore
 
-__all__ = ["CoreRun", "CoreTimeout", "run_core"]
+__all__ = ["CoreRun", "CoreTimeout", "run_core", "run_programs"]
 
 
 class CoreTimeout(AssertionError):
@@ -54,78 +54,109 @@ class CoreRun:
     profile: list[int]
 
 
-def run_core(config: AcceleratorConfig, stream: Sequence[int] | np.ndarray, *, max_cycles: int = 200_000,
-             seed: int = 0, valid_prob: float = 1.0, ready_prob: float = 1.0, last_at: int | None = None,
-             core: AcceleratorCore | None = None) -> CoreRun:
-    """Run one program.
+def run_programs(
+    config: AcceleratorConfig,
+    streams: Sequence[Sequence[int] | np.ndarray],
+    *,
+    max_cycles: int = 200_000,
+    seed: int = 0,
+    valid_prob: float = 1.0,
+    ready_prob: float = 1.0,
+    last_at: Sequence[int | None] | None = None,
+) -> list[CoreRun]:
+    """Run several programs one after the other on one core (one elaboration).
 
     Parameters
     ----------
     config:
-        The configuration (used to build the core unless ``core`` is given).
-    stream:
-        Input words; the last one carries TLAST unless ``last_at`` picks another index
-        (``-1``: none).
+        The configuration of the core.
+    streams:
+        Input words of each program; the last word carries TLAST unless ``last_at`` gives
+        another index for that program (``-1``: none).
     max_cycles:
-        Budget; :class:`CoreTimeout` when ``done`` has not risen by then.
+        Budget per program; :class:`CoreTimeout` when ``done`` has not risen by then.
     seed, valid_prob, ready_prob:
         Random idle cycles on the input / back-pressure on the output.
     """
-    words = [int(w) for w in np.asarray(stream, dtype=np.uint64).tolist()]
-    last_index = len(words) - 1 if last_at is None else last_at
-    dut = core if core is not None else AcceleratorCore(config)
+    programs = [[int(w) for w in np.asarray(s, dtype=np.uint64).tolist()] for s in streams]
+    lasts_at = list(last_at) if last_at is not None else [None] * len(programs)
+    dut = AcceleratorCore(config)
     rng = random.Random(seed)
-    out: list[int] = []
-    lasts: list[int] = []
-    result: dict[str, object] = {}
+    runs: list[CoreRun] = []
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
-    async def source(ctx) -> None:
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        i = 0
-        port = dut.words_in
-        while i < len(words):
-            offer = ctx.get(port.valid) or rng.random() < valid_prob
-            ctx.set(port.valid, offer)
-            ctx.set(port.payload.data, words[i])
-            ctx.set(port.payload.last, int(i == last_index))
-            _, _, ready, done = await ctx.tick().sample(port.ready, dut.done)
-            if offer and ready:
-                i += 1
-                ctx.set(port.valid, 0)
-            if done:
-                break
-        ctx.set(port.valid, 0)
-
-    async def sink(ctx) -> None:
-        port = dut.words_out
-        for cycle in range(max_cycles):
-            ready = rng.random() < ready_prob
-            ctx.set(port.ready, ready)
-            _, _, valid, data, last, done = await ctx.tick().sample(
-                port.valid, port.payload.data, port.payload.last, dut.done)
-            if valid and ready:
-                if last:
-                    lasts.append(len(out))
-                out.append(data)
-            if done and cycle > 2:
-                break
-        else:
-            raise CoreTimeout(f"done did not rise within {max_cycles} cycles: {ctx.get(dut.commands)} "
-                              f"command(s) completed, {len(out)} output words")
-        commands = ctx.get(dut.commands)
-        profile = []
-        for i in range(min(commands, config.profile_depth)):
-            ctx.set(dut.profile_addr, i)
+    async def bench(ctx) -> None:
+        for words, last_index in zip(programs, lasts_at, strict=True):
+            last_index = len(words) - 1 if last_index is None else last_index
+            ctx.set(dut.start, 1)
             await ctx.tick()
-            profile.append(ctx.get(dut.profile_data))
-        result.update(cycles=ctx.get(dut.cycles), error=ctx.get(dut.error), detail=ctx.get(dut.detail),
-                      error_command=ctx.get(dut.error_command), commands=commands, profile=profile)
+            ctx.set(dut.start, 0)
+            out: list[int] = []
+            lasts: list[int] = []
+            i = 0
+            for _ in range(max_cycles):
+                # Input: offer the next word (a pending offer stays until taken).
+                port_in = dut.words_in
+                offer = i < len(words) and (ctx.get(port_in.valid) or rng.random() < valid_prob)
+                ctx.set(port_in.valid, offer)
+                if i < len(words):
+                    ctx.set(port_in.payload.data, words[i])
+                    ctx.set(port_in.payload.last, int(i == last_index))
+                ready = rng.random() < ready_prob
+                ctx.set(dut.words_out.ready, ready)
+                _, _, taken, valid, data, last, done = await ctx.tick().sample(
+                    port_in.ready,
+                    dut.words_out.valid,
+                    dut.words_out.payload.data,
+                    dut.words_out.payload.last,
+                    dut.done,
+                )
+                if offer and taken:
+                    i += 1
+                    ctx.set(port_in.valid, 0)
+                if valid and ready:
+                    if last:
+                        lasts.append(len(out))
+                    out.append(data)
+                if done:
+                    break
+            else:
+                raise CoreTimeout(
+                    f"done did not rise within {max_cycles} cycles: {ctx.get(dut.commands)} "
+                    f"command(s) completed, {len(out)} output words"
+                )
+            ctx.set(dut.words_in.valid, 0)
+            commands = ctx.get(dut.commands)
+            profile = []
+            for index in range(min(commands, config.profile_depth)):
+                ctx.set(dut.profile_addr, index)
+                await ctx.tick()
+                profile.append(ctx.get(dut.profile_data))
+            runs.append(
+                CoreRun(
+                    words=np.asarray(out, dtype=np.uint64),
+                    lasts=lasts,
+                    cycles=ctx.get(dut.cycles),
+                    error=ctx.get(dut.error),
+                    detail=ctx.get(dut.detail),
+                    error_command=ctx.get(dut.error_command),
+                    commands=commands,
+                    profile=profile,
+                )
+            )
 
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
+    sim.add_testbench(bench)
     sim.run()
-    return CoreRun(words=np.asarray(out, dtype=np.uint64), lasts=lasts, **result)  # type: ignore[arg-type]
+    return runs
+
+
+def run_core(
+    config: AcceleratorConfig,
+    stream: Sequence[int] | np.ndarray,
+    *,
+    last_at: int | None = None,
+    **kwargs: object,
+) -> CoreRun:
+    """Run one program (see :func:`run_programs`)."""
+    return run_programs(config, [stream], last_at=[last_at], **kwargs)[0]  # type: ignore[arg-type]

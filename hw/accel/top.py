@@ -16,7 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, ResetInserter, ResetSignal, Signal, Value
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    Module,
+    ResetInserter,
+    ResetSignal,
+    Signal,
+    Value,
+)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,18 +65,38 @@ class AcceleratorTop(wiring.Component):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"AcceleratorTop needs an AcceleratorConfig, not {config!r}")
         self._config = config
-        super().__init__({
-            "aclk": In(1), "aresetn": In(1),
-            "s_axi_awaddr": In(_ADDR), "s_axi_awvalid": In(1), "s_axi_awready": Out(1),
-            "s_axi_wdata": In(32), "s_axi_wstrb": In(4), "s_axi_wvalid": In(1), "s_axi_wready": Out(1),
-            "s_axi_bresp": Out(2), "s_axi_bvalid": Out(1), "s_axi_bready": In(1),
-            "s_axi_araddr": In(_ADDR), "s_axi_arvalid": In(1), "s_axi_arready": Out(1),
-            "s_axi_rdata": Out(32), "s_axi_rresp": Out(2), "s_axi_rvalid": Out(1), "s_axi_rready": In(1),
-            "s_axis_tdata": In(STREAM_BITS), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
-            "s_axis_tlast": In(1),
-            "m_axis_tdata": Out(STREAM_BITS), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
-            "m_axis_tlast": Out(1), "m_axis_tkeep": Out(STREAM_BITS // 8),
-        })
+        super().__init__(
+            {
+                "aclk": In(1),
+                "aresetn": In(1),
+                "s_axi_awaddr": In(_ADDR),
+                "s_axi_awvalid": In(1),
+                "s_axi_awready": Out(1),
+                "s_axi_wdata": In(32),
+                "s_axi_wstrb": In(4),
+                "s_axi_wvalid": In(1),
+                "s_axi_wready": Out(1),
+                "s_axi_bresp": Out(2),
+                "s_axi_bvalid": Out(1),
+                "s_axi_bready": In(1),
+                "s_axi_araddr": In(_ADDR),
+                "s_axi_arvalid": In(1),
+                "s_axi_arready": Out(1),
+                "s_axi_rdata": Out(32),
+                "s_axi_rresp": Out(2),
+                "s_axi_rvalid": Out(1),
+                "s_axi_rready": In(1),
+                "s_axis_tdata": In(STREAM_BITS),
+                "s_axis_tvalid": In(1),
+                "s_axis_tready": Out(1),
+                "s_axis_tlast": In(1),
+                "m_axis_tdata": Out(STREAM_BITS),
+                "m_axis_tvalid": Out(1),
+                "m_axis_tready": In(1),
+                "m_axis_tlast": Out(1),
+                "m_axis_tkeep": Out(STREAM_BITS // 8),
+            }
+        )
 
     @property
     def config(self) -> AcceleratorConfig:
@@ -117,7 +147,7 @@ class AcceleratorTop(wiring.Component):
 
         # ---------------------------------------------------------------- AXI4-Lite reads
         word_addr = Signal(_ADDR - 2)
-        pending = Signal(2)       # cycles until the read data is registered
+        pending = Signal(2)  # cycles until the read data is registered
         cycles_hi = Signal(32)
         m.d.comb += [
             self.s_axi_arready.eq(~pending.any() & ~self.s_axi_rvalid),
@@ -188,7 +218,7 @@ def _pack_fields(reg: regmap.Register, values: Mapping[str, Value | int]) -> Val
         if f.bit > bit:
             parts.append(Const(0, f.bit - bit))
         value = values[f.name]
-        parts.append(Const(value, f.width) if isinstance(value, int) else Value.cast(value)[:f.width])
+        parts.append(Const(value, f.width) if isinstance(value, int) else Value.cast(value)[: f.width])
         bit = f.bit + f.width
     if bit < 32:
         parts.append(Const(0, 32 - bit))

@@ -44,8 +44,8 @@ class LoadEngine(wiring.Component):
         per = STREAM_BITS // t
         d = self.desc
 
-        index = Signal(32)                 # next activation word to write
-        sub = Signal(range(per))           # its slot in the buffered stream word
+        index = Signal(32)  # next activation word to write
+        sub = Signal(range(per))  # its slot in the buffered stream word
         buffer = Signal(STREAM_BITS)
         full = Signal()
         final = Signal()
@@ -103,8 +103,13 @@ class StoreEngine(wiring.Component):
         out = self.words_out
         pack = Signal(STREAM_BITS)
         slot = Signal(range(per))
-        stage = read_stage(m, name="store", active=loop.active, ready=~out.valid | out.ready,
-                           meta={"slot": slot, "final": loop.final})
+        stage = read_stage(
+            m,
+            name="store",
+            active=loop.active,
+            ready=~out.valid | out.ready,
+            meta={"slot": slot, "final": loop.final},
+        )
         m.d.comb += [
             loop.start.eq(self.start),
             loop.step.eq(loop.active & stage.advance),
@@ -119,7 +124,7 @@ class StoreEngine(wiring.Component):
         with m.Switch(stage.meta["slot"]):
             for s in range(per):
                 with m.Case(s):
-                    m.d.comb += merged.eq(Cat(pack[:s * t], self.rd.data, pack[(s + 1) * t:]))
+                    m.d.comb += merged.eq(Cat(pack[: s * t], self.rd.data, pack[(s + 1) * t :]))
         consume = stage.valid & (~out.valid | out.ready)
         flush = consume & ((stage.meta["slot"] == per - 1) | stage.meta["final"])
 
@@ -130,8 +135,11 @@ class StoreEngine(wiring.Component):
         with m.If(consume):
             m.d.sync += pack.eq(Mux(flush, 0, merged))
         with m.If(flush):
-            m.d.sync += [out.valid.eq(1), out.payload.data.eq(merged), out.payload.last.eq(stage.meta["final"])]
+            m.d.sync += [
+                out.valid.eq(1),
+                out.payload.data.eq(merged),
+                out.payload.last.eq(stage.meta["final"]),
+            ]
         with m.If(self.start):
             m.d.sync += [self.busy.eq(1), slot.eq(0), pack.eq(0)]
         return m
-

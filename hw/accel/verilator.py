@@ -82,13 +82,24 @@ class VerilatorAccelerator:
         """Generate and build (a no-op when unchanged); returns the seconds it took."""
         began = time.perf_counter()
         paths = generate(self.config, self.root / "rtl")
-        runner.build([paths["waivers"], paths["verilog"]], toplevel=TOP_NAME, build_dir=self.build_dir,
-                     waves=waves, objcache_dir=self.root / "verilator" / ".objcache")
+        runner.build(
+            [paths["waivers"], paths["verilog"]],
+            toplevel=TOP_NAME,
+            build_dir=self.build_dir,
+            waves=waves,
+            objcache_dir=self.root / "verilator" / ".objcache",
+        )
         self.build_seconds = time.perf_counter() - began
         return self.build_seconds
 
-    def run_streams(self, streams: Sequence[np.ndarray], *, max_cycles: int = 5_000_000, seed: int | None = None,
-                    waves: bool | None = None) -> tuple[list[RunResult], float]:
+    def run_streams(
+        self,
+        streams: Sequence[np.ndarray],
+        *,
+        max_cycles: int = 5_000_000,
+        seed: int | None = None,
+        waves: bool | None = None,
+    ) -> tuple[list[RunResult], float]:
         """Run each input stream as one program; returns the results and the simulator's seconds."""
         if self.build_seconds is None:
             self.build(waves=waves)
@@ -96,31 +107,52 @@ class VerilatorAccelerator:
         offsets = np.cumsum([0] + [s.size for s in streams])
         with tempfile.TemporaryDirectory(dir=self.build_dir) as tmp:
             job, result = Path(tmp) / "job.npz", Path(tmp) / "result.npz"
-            np.savez(job, streams=np.concatenate(streams), offsets=offsets, config_hash=self.config.config_hash,
-                     max_cycles=max_cycles)
-            sim = runner.run(test_module="hw.accel.cocotb_bench", toplevel=TOP_NAME, build_dir=self.build_dir,
-                             test_dir=Path(tmp), env={JOB_ENV: str(job.resolve()), RESULT_ENV: str(result.resolve())},
-                             seed=seed, waves=waves)
+            np.savez(
+                job,
+                streams=np.concatenate(streams),
+                offsets=offsets,
+                config_hash=self.config.config_hash,
+                max_cycles=max_cycles,
+            )
+            sim = runner.run(
+                test_module="hw.accel.cocotb_bench",
+                toplevel=TOP_NAME,
+                build_dir=self.build_dir,
+                test_dir=Path(tmp),
+                env={JOB_ENV: str(job.resolve()), RESULT_ENV: str(result.resolve())},
+                seed=seed,
+                waves=waves,
+            )
             data = np.load(result)
             runs = []
             for i in range(len(streams)):
                 count = int(data["commands"][i])
-                runs.append(RunResult(
-                    words=data["outputs"][data["out_offsets"][i]:data["out_offsets"][i + 1]].astype(np.uint64),
-                    cycles=int(data["cycles"][i]), error=int(data["errors"][i]), commands=count,
-                    profile=data["profiles"][i][:count].copy(), wall=float(data["walls"][i])))
+                runs.append(
+                    RunResult(
+                        words=data["outputs"][data["out_offsets"][i] : data["out_offsets"][i + 1]].astype(
+                            np.uint64
+                        ),
+                        cycles=int(data["cycles"][i]),
+                        error=int(data["errors"][i]),
+                        commands=count,
+                        profile=data["profiles"][i][:count].copy(),
+                        wall=float(data["walls"][i]),
+                    )
+                )
         return runs, sim.seconds
 
     def run(self, program: Program, inputs: np.ndarray, **kwargs: object) -> tuple[list[RunResult], float]:
         """Run ``program`` on each sample of ``inputs`` (``[B, ...]``)."""
         if program.config != self.config:
-            raise ValueError(f"program compiled for {program.config.name!r}, simulator built for "
-                             f"{self.config.name!r}")
+            raise ValueError(
+                f"program compiled for {program.config.name!r}, simulator built for {self.config.name!r}"
+            )
         return self.run_streams([program.stream(x) for x in inputs], **kwargs)  # type: ignore[arg-type]
 
 
-def check_outputs(program: Program, run: RunResult, logits: np.ndarray,
-                  trace: Mapping[str, np.ndarray] | None = None) -> Mismatch | None:
+def check_outputs(
+    program: Program, run: RunResult, logits: np.ndarray, trace: Mapping[str, np.ndarray] | None = None
+) -> Mismatch | None:
     """Compare one run with the integer reference; ``None`` when bit-exact.
 
     ``logits`` is the sample's ``[classes]`` reference; ``trace`` (the sample's slice of

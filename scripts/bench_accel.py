@@ -1,0 +1,130 @@
+"""Accelerator benchmark: simulator speed, wall time per inference and the cycle model.
+
+``python scripts/bench_accel.py [--export DIR] [--config sim] [--samples 4] [--gesture]``
+
+* runs ``--samples`` inferences of the model through the accelerator's Verilog under
+  Verilator + cocotb (AXI bus models) and prints the build time, wall time per
+  inference, cycles per inference, the simulator's speed (cycles per second) and
+  whether the logits equal the integer model's;
+* prints the analytic cycle model of the same program (per layer, frames per second at
+  the configuration's clock, stream traffic, synaptic operations per cycle);
+* ``--gesture`` also prints the model of the paper-sized ``hw-gesture`` (128 x 128, T = 16)
+  on the ``pynq-z2`` configuration, band tiling of the oversize tokenizer stages included.
+
+Without ``--export`` the ``make demo`` export (``build/export/hw-tiny-digits``) is used when
+present, else an untrained quantized ``hw-tiny`` (the schedule, and so every cycle count,
+does not depend on the weights or the data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from golden.intmodel import IntModel  # noqa: E402
+from hw.accel.compiler import compile_model  # noqa: E402
+from hw.accel.config import ACCEL_CONFIGS, get_config  # noqa: E402
+from hw.accel.perf import plan, report  # noqa: E402
+from hw.accel.verilator import VerilatorAccelerator, check_outputs  # noqa: E402
+
+
+def _untrained(preset: str) -> IntModel:
+    import torch
+
+    from golden.models import create_model
+    from golden.quantize import FakeQuantModel, to_int_model
+
+    torch.manual_seed(0)
+    net = create_model(preset).eval()
+    return to_int_model(FakeQuantModel(net), event=net.cfg.in_channels == 2)
+
+
+def _model(export: Path | None) -> tuple[IntModel, np.ndarray, str]:
+    from golden.export import load_export
+
+    path = export or ROOT / "build" / "export" / "hw-tiny-digits"
+    if (path / "manifest.json").is_file():
+        loaded = load_export(path)
+        if loaded.vectors is not None:
+            return loaded.model, loaded.vectors.inputs, f"export {path}"
+        model = loaded.model
+        origin = f"export {path}"
+    elif export is not None:
+        raise SystemExit(f"{export} is not an export directory (no manifest.json)")
+    else:
+        model = _untrained("hw-tiny")
+        origin = "untrained hw-tiny (no export found)"
+    rng = np.random.default_rng(0)
+    shape = (model.timesteps, *model.input_shape) if model.event else model.input_shape
+    return model, rng.integers(0, model.numerics.input_max + 1, (16, *shape)), origin
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export", type=Path, help="export directory (default: the make demo export)")
+    parser.add_argument(
+        "--config", default="sim", choices=sorted(ACCEL_CONFIGS), help="accelerator configuration"
+    )
+    parser.add_argument("--samples", type=int, default=4, help="inferences to simulate (default 4)")
+    parser.add_argument("--no-sim", action="store_true", help="only print the cycle model")
+    parser.add_argument("--gesture", action="store_true", help="also model hw-gesture on pynq-z2")
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error(f"--samples must be positive, not {args.samples}")
+    cfg = get_config(args.config)
+    model, inputs, origin = _model(args.export)
+    program = compile_model(model, cfg)
+    perf = report(program)
+    print(
+        f"model: {origin}; configuration {cfg.name} (L={cfg.lanes}, T={cfg.timesteps}, "
+        f"peak {cfg.peak_synaptic_ops} synaptic ops/cycle)"
+    )
+    print(perf.table())
+
+    if not args.no_sim:
+        accel = VerilatorAccelerator(cfg)
+        build = accel.build()
+        samples = inputs[: args.samples]
+        began = time.perf_counter()
+        runs, sim_seconds = accel.run(program, samples)
+        wall = time.perf_counter() - began
+        logits = model.run(samples)[0]
+        exact = all(check_outputs(program, run, logits[i]) is None for i, run in enumerate(runs))
+        cycles = sum(run.cycles for run in runs)
+        print(
+            f"\nVerilator + cocotb ({len(runs)} inference(s)): build {build:.1f} s (cached when unchanged), "
+            f"simulator {sim_seconds:.1f} s, total {wall:.1f} s"
+        )
+        print(
+            f"  cycles per inference {runs[0].cycles} (model {perf.cycles}); wall time per inference "
+            f"{np.mean([r.wall for r in runs]):.2f} s; simulator speed {cycles / sim_seconds:,.0f} cycles/s"
+        )
+        print(f"  logits bit-exact with the integer model: {'yes' if exact else 'NO'}")
+
+    if args.gesture:
+        gesture = _untrained("hw-gesture")
+        pynq = get_config("pynq-z2")
+        rep, stages, resident = plan(gesture, pynq)
+        print("\nhw-gesture (2x128x128, T=16) on pynq-z2:")
+        print(rep.table())
+        for stage in stages:
+            print(
+                f"  band-tiled: {' + '.join(stage.commands)} in {stage.bands} bands, "
+                f"+{stage.extra_cycles} cycles, DDR {8 * (stage.words_in + stage.words_out) / 1024:.0f} KiB"
+            )
+        print(
+            f"  a fully resident schedule would need {resident} activation words "
+            f"({resident * pynq.timesteps / 8 / 1024:.0f} KiB)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
