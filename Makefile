@@ -70,11 +70,17 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
 
+# Benchmarks print figures; they are not timed tests.
+bench: setup
+	$(PY) scripts/bench_lif.py
+	$(PY) scripts/bench_accel.py
+
 clean:
 	rm -rf $(BUILD)
 
 distclean: clean
 	rm -rf $(VENV)
 
-# rtl, sim and synth targets live beside the testbenches.
+# rtl, sim and synth targets live beside the testbenches; bitstream and deploy beside the board flow.
 include sim/targets.mk
+include board/targets.mk

@@ -10,8 +10,8 @@
 
 The simulator is the in-process engine (``host.backends.native_backend``) on the
 ``sim`` accelerator configuration; the Verilator build is cached under build/host-sim.
-The trained model comes from ``make demo`` (build/runs/hw-tiny-digits) when present,
-otherwise from one seeded epoch of ``golden.train`` (about half a minute).
+The trained model and its export with 32 digits test vectors are the suite's shared
+``tiny_export`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from golden.intmodel import quantize_input
 from golden.models import create_model
 from golden.quantize import FakeQuantModel, to_int_model
 from host.driver import Driver
-from host.errors import AcceleratorFault
+from host.errors import AcceleratorFault, DMATimeout
 from host.verify import check_bit_exact
 from hw.accel import regmap
 from hw.accel.compiler import compile_model
@@ -41,16 +41,10 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = get_config("sim")
-DEMO_CHECKPOINT = ROOT / "build" / "runs" / "hw-tiny-digits" / "checkpoint.pt"
 DVS = dict(in_channels=2, img_size=32, timesteps=4, tokenizer_channels=(8,), tokenizer_pools=(True, True),
            embed_dim=32, heads=2, depth=1)
 """A small DVS-shaped hardware model: 2x32x32 events, T=4, 64 tokens; 8-bit event counts (the ``sim``
 configuration's input width)."""
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -59,36 +53,6 @@ def backend():
 
     with NativeSimBackend.for_config(CONFIG, root=ROOT / "build" / "host-sim") as sim:
         yield sim
-
-
-def trained_tiny(tmp: Path) -> torch.nn.Module:
-    from golden.checkpoint import CheckpointError, load_model
-
-    if DEMO_CHECKPOINT.is_file():
-        try:
-            model, meta = load_model(DEMO_CHECKPOINT)
-            if meta["preset"] == "hw-tiny" and meta["data"] == "digits":
-                return model
-        except CheckpointError:
-            pass  # a stale checkpoint: train our own
-    from golden.train import main as train
-
-    assert train(["--preset", "hw-tiny", "--data", "digits", "--out", str(tmp / "run"), "--epochs", "1",
-                  "--threads", "1", "--seed", "0", "--no-augment"]) == 0
-    return load_model(tmp / "run" / "checkpoint.pt")[0]
-
-
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained hw-tiny model quantized and exported with its first 32 digits test samples."""
-    tmp = tmp_path_factory.mktemp("tiny")
-    model = trained_tiny(tmp).eval()
-    int_model = to_int_model(FakeQuantModel(model), event=False)
-    test = build_dataset("digits", None, "test", timesteps=4)
-    x = np.stack([np.asarray(test[i][0]) for i in range(32)])
-    y = np.array([int(test[i][1]) for i in range(32)])
-    vectors = make_test_vectors(int_model, quantize_input(x, input_max=int_model.numerics.input_max), y)
-    return write_export(int_model, tmp / "export", vectors=vectors, provenance={"data": "digits"})
 
 
 def test_trained_tiny_digits_bit_exact_on_32_samples(tiny_export, backend, tmp_path, capsys) -> None:
@@ -182,6 +146,24 @@ def test_core_errors_are_reported_and_cleared(dvs, backend) -> None:
         driver.run(x[:1])
     assert info.value.flags & regmap.ErrorFlag.TRUNCATED
     driver.input_words = full
+    np.testing.assert_array_equal(driver.run(x[:1]).logits, model.run(x[:1])[0])
+
+
+def test_lost_start_times_out_and_recovers(dvs, backend, monkeypatch) -> None:
+    # Without START the core never takes the stream: the wait for the first output packet
+    # times out (in simulated time), the driver resets core and DMA, and the next run works.
+    model, x = dvs
+    driver = Driver(backend, compile_model(model, CONFIG), timeout_s=2e-4)
+    write = backend.write
+    start = regmap.offset("CONTROL"), 1 << regmap.field_mask("CONTROL", "START")[0]
+    monkeypatch.setattr(backend, "write", lambda offset, value: None if (offset, value) == start
+                        else write(offset, value))
+    with pytest.raises(DMATimeout) as info:
+        driver.run(x[:1])
+    assert info.value.stage == "receive" and info.value.waited_s >= 2e-4
+    assert not info.value.status["STATUS"] & 1          # the core never started
+    monkeypatch.setattr(backend, "write", write)
+    driver.timeout_s = 1.0                               # room for a whole inference again
     np.testing.assert_array_equal(driver.run(x[:1]).logits, model.run(x[:1])[0])
 
 

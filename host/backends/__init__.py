@@ -1,8 +1,11 @@
 """Backends of the host driver, chosen by one option: ``"sim"`` or ``"pynq"``.
 
-Both implement :class:`host.backends.base.Backend`; :func:`open_backend` builds one by
-name. The modules are imported on use, so a board without cocotb and a workstation
-without pynq each import only what they run.
+All implement :class:`host.backends.base.Backend`; :func:`open_backend` builds one by
+name. ``"sim"`` has two engines: ``native`` (:mod:`host.backends.native_backend`, the
+top and C++ bus models in this process) and ``cocotb``
+(:mod:`host.backends.cocotb_backend`, cocotbext-axi's AXI4-Lite master in a cocotb
+simulator process). The modules are imported on use, so a board without cocotb and
+a workstation without pynq each import only what they run.
 """
 
 from __future__ import annotations

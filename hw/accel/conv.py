@@ -31,10 +31,7 @@ from hw.accel.ports import ADDRESS_BITS, engine_members
 from hw.accel.serial_synapse import SerialSynapseArray
 from hw.synapse_pe import SynapseArray
 
-__all__ = ["ConvEngine", "SETUP_CYCLES"]
-
-#: Cycles from ``start`` to the first parameter word being accepted.
-SETUP_CYCLES = 1
+__all__ = ["ConvEngine"]
 
 
 class ConvEngine(wiring.Component):
