@@ -46,11 +46,16 @@ system-deps:
 	  echo "installing system packages: $(SYSTEM_PACKAGES)"; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
-# The main job: train -> evaluate -> quantize + export (with the float/integer accuracy table).
+# The main job: train -> evaluate -> quantize + export (float/integer accuracy table) ->
+# generate the accelerator RTL and run the test split through it under Verilator with the
+# host driver (accuracy, bit-exactness, cycles, FPS).
+DEMO_SAMPLES ?= all
 demo: setup
 	$(PY) -m golden.train --preset $(PRESET) --data $(DATA) --data-root $(DATA_ROOT) --out $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS))
 	$(PY) -m golden.eval --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(RUN)/eval
 	$(PY) -m golden.quantize --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(EXPORT)
+	$(PY) -m host.run --export $(EXPORT)/export --backend sim --data-root $(DATA_ROOT) --samples $(DEMO_SAMPLES) \
+	  --json $(EXPORT)/rtl_report.json
 
 export: setup
 	$(PY) -m golden.quantize --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(EXPORT)

@@ -41,8 +41,8 @@ class Samples:
     source: str
 
 
-def load_samples(export: Any, count: int, data_root: Path | None) -> Samples:
-    """``count`` samples from the export's test vectors, or from the dataset under ``data_root``."""
+def load_samples(export: Any, count: int | None, data_root: Path | None) -> Samples:
+    """``count`` samples (``None``: all): the export's test vectors, or the test split under ``data_root``."""
     from golden.intmodel import quantize_input
 
     if data_root is None:
@@ -50,6 +50,7 @@ def load_samples(export: Any, count: int, data_root: Path | None) -> Samples:
         if vectors is None or vectors.count == 0:
             raise ValueError(f"export {export.path} stores no test vectors; pass --data-root to draw samples "
                              f"from the dataset")
+        count = vectors.count if count is None else count
         if count > vectors.count:
             raise ValueError(f"export {export.path} stores {vectors.count} test vectors, fewer than "
                              f"--samples {count}; pass --data-root to draw them from the dataset, or "
@@ -63,6 +64,7 @@ def load_samples(export: Any, count: int, data_root: Path | None) -> Samples:
         raise ValueError(f"export {export.path} does not record its dataset (provenance.data); use its test "
                          f"vectors instead of --data-root")
     dataset = build_dataset(name, str(data_root), "test", timesteps=export.model.timesteps)
+    count = len(dataset) if count is None else count
     if count > len(dataset):
         raise ValueError(f"the {name} test split has {len(dataset)} samples, fewer than --samples {count}")
     items = [dataset[i] for i in range(count)]
@@ -70,6 +72,15 @@ def load_samples(export: Any, count: int, data_root: Path | None) -> Samples:
                             input_max=export.model.numerics.input_max)
     labels = np.asarray([int(y) for _, y in items], dtype=np.int64)
     return Samples(inputs, labels, None, f"the first {count} samples of the {name} test split")
+
+
+def _sample_count(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', not {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None,
                    help="accelerator configuration (hw.accel.config presets; default: sim for --backend sim, "
                         "pynq-z2 for --backend pynq)")
-    p.add_argument("--samples", type=int, default=32, help="samples to run (default 32)")
+    p.add_argument("--samples", type=_sample_count, default=32,
+                   help="samples to run, or 'all' for every test vector / the whole test split (default 32)")
     p.add_argument("--data-root", type=Path, default=None,
                    help="draw samples from the dataset's test split under this directory instead of the "
                         "export's test vectors")
@@ -140,7 +152,7 @@ def _print(summary: dict[str, Any], report: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.samples < 1:
+    if args.samples is not None and args.samples < 1:
         print(f"error: --samples must be positive, not {args.samples}", file=sys.stderr)
         return 2
     if args.clock_mhz <= 0:
