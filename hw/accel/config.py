@@ -282,6 +282,9 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
         serial_synapse=True,
     ),
 }
+# The same memories and widths with a quarter of the synapse lanes (256 synaptic ops per
+# cycle): the variant whose Yosys estimate fits the xc7z020 (docs/accelerator.md, section 7).
+ACCEL_CONFIGS["pynq-z2-256"] = dataclasses.replace(ACCEL_CONFIGS["pynq-z2"], name="pynq-z2-256", lanes=16)
 
 
 def get_config(name: str | AcceleratorConfig) -> AcceleratorConfig:

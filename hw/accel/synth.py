@@ -56,8 +56,9 @@ def synthesize_config(config: AcceleratorConfig, workdir: Path, *, timeout: floa
     source.write_text(rtlil.convert(AcceleratorTop(config), name=TOP_NAME, emit_src=False))
     log, stat = workdir / f"{TOP_NAME}.log", workdir / f"{TOP_NAME}.stat.json"
     stat.unlink(missing_ok=True)
+    # -flatten: as Vivado's default; Yosys 0.23 also writes broken `stat -json` for hierarchies.
     script = (
-        f"read_rtlil {source.resolve()}; synth_xilinx -family xc7 -top {TOP_NAME} -noiopad; "
+        f"read_rtlil {source.resolve()}; synth_xilinx -family xc7 -top {TOP_NAME} -noiopad -flatten; "
         f"tee -q -o {stat.resolve()} stat -json"
     )
     command = [str(yosys_executable()), "-q", "-l", str(log.resolve()), "-p", script]
