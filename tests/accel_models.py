@@ -1,9 +1,7 @@
 """Integer models and inputs for the accelerator's model-level tests.
 
-* :func:`tiny_model`: the trained ``hw-tiny`` digits export when one exists
-  (``$ACCEL_TINY_EXPORT``, else the ``make demo`` location ``build/export/hw-tiny-digits``);
-  otherwise the same architecture untrained (see :func:`active_int_model`), so the shapes,
-  widths and numerics path are those of the real model and only the accuracy differs.
+* :func:`tiny_model`: the suite's briefly trained ``hw-tiny`` digits export (the conftest
+  ``tiny_export`` fixture) and digits test inputs.
 * :func:`dvs_model`: a DVS-shaped Hardware Spikeformer (2 x 16 x 16 event frames, T = 4,
   two conv stages with spike max-pool, 64 tokens, one block with ``joint`` or ``divided``
   attention) built the same way from ``synthetic-events`` frames.
@@ -11,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,11 +17,7 @@ import torch
 
 from golden.intmodel import IntModel, quantize_input
 
-__all__ = ["TINY_EXPORT", "active_int_model", "tiny_model", "dvs_model"]
-
-ROOT = Path(__file__).resolve().parents[1]
-#: Where ``make demo`` writes the hw-tiny export.
-TINY_EXPORT = ROOT / "build" / "export" / "hw-tiny-digits"
+__all__ = ["active_int_model", "tiny_model", "dvs_model"]
 
 
 def active_int_model(preset: str, calibration: np.ndarray, **overrides: object) -> IntModel:
@@ -59,25 +52,19 @@ def active_int_model(preset: str, calibration: np.ndarray, **overrides: object) 
 def _dataset(name: str, split: str, count: int, **kwargs: object) -> np.ndarray:
     from golden.data import build_dataset
 
-    root = str(ROOT / "build" / "data") if name == "digits" else None
+    root = None  # digits ships with scikit-learn; synthetic events are generated in memory
     ds = build_dataset(name, root, split, timesteps=4, **kwargs)
     return np.stack([np.asarray(ds[i][0]) for i in range(count)])
 
 
 @lru_cache(maxsize=2)
-def tiny_model(samples: int = 32) -> tuple[IntModel, np.ndarray, str]:
-    """``(model, inputs [samples, 1, 8, 8], origin)`` of hw-tiny."""
+def tiny_model(export: Path, samples: int) -> tuple[IntModel, np.ndarray]:
+    """``(model, inputs [samples, 1, 8, 8])``: the hw-tiny export at ``export`` and digits test inputs."""
     from golden.export import load_export
 
-    path = Path(os.environ.get("ACCEL_TINY_EXPORT", TINY_EXPORT))
-    if (path / "manifest.json").is_file():
-        model = load_export(path).model
-        origin = f"trained export {path}"
-    else:
-        model = active_int_model("hw-tiny", _dataset("digits", "train", 128))
-        origin = "untrained hw-tiny (no export found)"
+    model = load_export(export).model
     inputs = quantize_input(_dataset("digits", "test", samples), input_max=model.numerics.input_max)
-    return model, inputs, origin
+    return model, inputs
 
 
 @lru_cache(maxsize=2)
