@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .frames import events_to_frames
 
-__all__ = ["CachedEventFrames", "Recording", "Sample", "cache_dir_name"]
+__all__ = ["CachedEventFrames", "Recording", "Sample", "cache_dir_name", "register_event_dataset"]
 
 _STORE_DTYPE = np.uint16
 
@@ -182,3 +182,28 @@ class CachedEventFrames(Dataset):
         if self.transform is not None:
             x = self.transform(x)
         return x, self.samples[index].label
+
+
+def register_event_dataset(cls: type[CachedEventFrames], *, name: str, classes: tuple[str, ...], sensor: int,
+                           default_timesteps: int) -> None:
+    """Register an event-camera dataset class under ``name``.
+
+    Its items are ``[T, 2, size, size]`` integer event counts (``size`` defaults to the
+    ``sensor`` resolution); ``augment`` selects the dataset's training transform
+    (:func:`golden.data.transforms.resolve_transform`).
+    """
+    from . import DatasetInfo, register_dataset
+    from .transforms import resolve_transform
+
+    def info(*, size: int = sensor, **_: object) -> DatasetInfo:
+        return DatasetInfo(name=name, num_classes=len(classes), shape=(2, size, size), event=True,
+                           integer_input=True, input_max=None, class_names=classes, needs_root=True,
+                           default_timesteps=default_timesteps)
+
+    def build(root: str | os.PathLike[str], split: str, *, timesteps: int, augment: bool = False,
+              transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              **kw: object) -> CachedEventFrames:
+        transform = resolve_transform(name, split, augment=augment, transform=transform)
+        return cls(root=root, split=split, timesteps=timesteps, transform=transform, **kw)  # type: ignore[call-arg]
+
+    register_dataset(name, info=info, build=build)

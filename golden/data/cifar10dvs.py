@@ -25,15 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import DatasetInfo, register_dataset
 from .aedat import read_aedat2
 from .aedat4 import read_aedat4
-from .cache import CachedEventFrames, Recording, Sample, cache_dir_name
+from .cache import CachedEventFrames, Recording, Sample, cache_dir_name, register_event_dataset
 from .errors import DatasetLayoutError
 from .events import cifar10dvs_flip
 from .frames import rescale_events
 from .layout import resolve_base
-from .transforms import resolve_transform
 
 __all__ = ["CLASSES", "CIFAR10DVS", "LAYOUT", "cifar10dvs_recordings", "read_cifar10dvs_events"]
 
@@ -170,31 +168,4 @@ class CIFAR10DVS(CachedEventFrames):
         )
 
 
-def _info(*, size: int = SENSOR, **_: object) -> DatasetInfo:
-    return DatasetInfo(
-        name=NAME,
-        num_classes=len(CLASSES),
-        shape=(2, size, size),
-        event=True,
-        integer_input=True,
-        input_max=None,
-        class_names=CLASSES,
-        needs_root=True,
-        default_timesteps=4,
-    )
-
-
-def _build(
-    root: str | os.PathLike[str],
-    split: str,
-    *,
-    timesteps: int,
-    augment: bool = False,
-    transform: Transform | None = None,
-    **kw: object,
-) -> CIFAR10DVS:
-    transform = resolve_transform(NAME, split, augment=augment, transform=transform)
-    return CIFAR10DVS(root=root, split=split, timesteps=timesteps, transform=transform, **kw)  # type: ignore[arg-type]
-
-
-register_dataset(NAME, info=_info, build=_build)
+register_event_dataset(CIFAR10DVS, name=NAME, classes=CLASSES, sensor=SENSOR, default_timesteps=4)

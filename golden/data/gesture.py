@@ -21,13 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import DatasetInfo, register_dataset
 from .aedat import read_aedat3
-from .cache import CachedEventFrames, Recording, Sample, cache_dir_name
+from .cache import CachedEventFrames, Recording, Sample, cache_dir_name, register_event_dataset
 from .errors import DatasetLayoutError, LabelFileError
 from .frames import rescale_events
 from .layout import resolve_base
-from .transforms import resolve_transform
 
 __all__ = ["CLASSES", "DVS128Gesture", "LAYOUT", "gesture_recordings", "read_labels_csv", "read_trial_list"]
 
@@ -185,31 +183,4 @@ class DVS128Gesture(CachedEventFrames):
         )
 
 
-def _info(*, size: int = SENSOR, **_: object) -> DatasetInfo:
-    return DatasetInfo(
-        name=NAME,
-        num_classes=len(CLASSES),
-        shape=(2, size, size),
-        event=True,
-        integer_input=True,
-        input_max=None,
-        class_names=CLASSES,
-        needs_root=True,
-        default_timesteps=16,
-    )
-
-
-def _build(
-    root: str | os.PathLike[str],
-    split: str,
-    *,
-    timesteps: int,
-    augment: bool = False,
-    transform: Transform | None = None,
-    **kw: object,
-) -> DVS128Gesture:
-    transform = resolve_transform(NAME, split, augment=augment, transform=transform)
-    return DVS128Gesture(root=root, split=split, timesteps=timesteps, transform=transform, **kw)  # type: ignore[arg-type]
-
-
-register_dataset(NAME, info=_info, build=_build)
+register_event_dataset(DVS128Gesture, name=NAME, classes=CLASSES, sensor=SENSOR, default_timesteps=16)
