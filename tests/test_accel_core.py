@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from golden.intmodel import compare_traces
+from golden.numerics import NumericsConfig
 from hw.accel.compiler import compile_model
 from hw.accel.config import ACCEL_CONFIGS
 from hw.accel.descriptors import DESC_WORDS, DESCRIPTOR_LAYOUT, MAGIC, Descriptor, Opcode, field_checks
@@ -131,12 +132,26 @@ def test_errors_and_recovery() -> None:
     assert ok.error == 0 and ok.commands == 3 and np.array_equal(ok.words, Emulator(SIM).run(good))
 
 
-@pytest.mark.parametrize(("groupings", "serial"), [(("joint",), False), (("temporal", "spatial"), True)])
-def test_small_model_bit_exact_with_exact_cycles(groupings: tuple[str, ...], serial: bool) -> None:
-    """A whole model, every layer traced; the serial synapse array in one of the two runs."""
-    config = dataclasses.replace(SIM, serial_synapse=serial)
-    model = random_int_model(3, groupings=groupings, img=4, channels=(1, 4, 8))
-    x = random_input(model, 1, 1)
+@pytest.mark.parametrize(
+    ("groupings", "serial", "words", "input_bits"),
+    [
+        (("joint",), False, 1, 8),
+        (("temporal", "spatial"), True, 1, 8),
+        (("joint", "spatial"), True, 2, 8),
+        # Three input planes of two channels: a beat's two words straddle a channel boundary.
+        (("joint",), True, 2, 3),
+    ],
+)
+def test_small_model_bit_exact_with_exact_cycles(
+    groupings: tuple[str, ...], serial: bool, words: int, input_bits: int
+) -> None:
+    """A whole model, every layer traced: with the synapse PE, and with the serial synapse
+    array taking one or two activation words per beat (two-bank activation and weight memories)."""
+    numerics = NumericsConfig(input_bits=input_bits)
+    config = dataclasses.replace(SIM, serial_synapse=serial, words_per_beat=words, numerics=numerics)
+    channels = (1, 4, 8) if input_bits == 8 else (2, 4, 8)
+    model = random_int_model(3, groupings=groupings, img=4, channels=channels, numerics=numerics)
+    x = random_input(model, 1, 1, high=min(40, numerics.input_max))
     _, trace = model.run(x, trace=True)
     compiled = compile_model(model, config, trace=True)
     run = run_core(config, compiled.stream(x[0]), max_cycles=40_000)

@@ -8,9 +8,9 @@ import pytest
 from amaranth.lib import data
 
 from golden import numerics
-from hw.accel.serial_synapse import SerialSynapseArray, output_layout
+from hw.accel.serial_synapse import SerialSynapseArray, dot_product_beats, output_layout
 from hw.params import SynapseArrayParams
-from hw.synapse_pe import dot_product_beats, reference
+from hw.synapse_pe import reference
 from hw.testbench import simulate_streams
 
 
@@ -31,6 +31,7 @@ def _unpack(params: SynapseArrayParams, out_lanes: int, words: list[int]) -> lis
     return results
 
 
+@pytest.mark.parametrize("words", [1, 2])
 @pytest.mark.parametrize(
     ("params", "out_lanes", "valid", "ready"),
     [
@@ -47,7 +48,7 @@ def _unpack(params: SynapseArrayParams, out_lanes: int, words: list[int]) -> lis
     ],
 )
 def test_serial_array_matches_reference(
-    params: SynapseArrayParams, out_lanes: int, valid: float, ready: float
+    params: SynapseArrayParams, out_lanes: int, valid: float, ready: float, words: int
 ) -> None:
     rng = np.random.default_rng(7)
     problems = []
@@ -61,10 +62,10 @@ def test_serial_array_matches_reference(
         weights = rng.integers(-params.weight_max, params.weight_max + 1, (params.lanes, inputs))
         bias = rng.integers(max(blo, -3000), min(bhi, 3000) + 1, params.lanes)
         problems.append((values, weights, bias))
-    beats = [b for v, w, bias in problems for b in dot_product_beats(params, v, w, bias)]
+    beats = [b for v, w, bias in problems for b in dot_product_beats(params, v, w, bias, words=words)]
     chunks = params.lanes // out_lanes
     run = simulate_streams(
-        SerialSynapseArray(params, out_lanes=out_lanes),
+        SerialSynapseArray(params, out_lanes=out_lanes, words=words),
         inputs={"inp": beats},
         outputs={"out": chunks * len(problems)},
         seed=3,
@@ -79,24 +80,51 @@ def test_serial_array_matches_reference(
     assert run.final["overflow"] == 0
 
 
-def test_serial_array_streams_a_beat_per_cycle() -> None:
-    """Results leave while the next product accumulates: no input stall when products are long."""
+@pytest.mark.parametrize("words", [1, 2])
+def test_serial_array_streams_a_beat_per_cycle_plus_a_flush(words: int) -> None:
+    """Results leave while the next product accumulates: a dot product of ``n`` beats takes
+    ``n + 1`` cycles (the flush), with no other input stall when products are long."""
     params = SynapseArrayParams(lanes=8, timesteps=4, acc_bits=20)
     rng = np.random.default_rng(1)
     beats = []
-    for _ in range(4):
+    products = 4
+    for _ in range(products):
         beats += dot_product_beats(
             params,
-            rng.integers(0, 2, (8, 4)),
-            rng.integers(-9, 10, (8, 8)),
+            rng.integers(0, 2, (8 * words, 4)),
+            rng.integers(-9, 10, (8, 8 * words)),
             np.zeros(8, dtype=np.int64),
             planes=1,
+            words=words,
         )
+    assert len(beats) == 8 * products
     run = simulate_streams(
-        SerialSynapseArray(params, out_lanes=2), inputs={"inp": beats}, outputs={"out": 16}
+        SerialSynapseArray(params, out_lanes=2, words=words), inputs={"inp": beats}, outputs={"out": 16}
     )
     cycles = run["inp"].cycles
-    assert cycles[-1] - cycles[0] == len(beats) - 1
+    assert cycles[-1] - cycles[0] == len(beats) - 1 + products - 1
+
+
+def test_overflow_is_flagged() -> None:
+    """A sum beyond the signed acc_bits range raises the sticky flag (and only then)."""
+    params = SynapseArrayParams(lanes=4, timesteps=2, input_bits=1, acc_bits=9, membrane_bits=12)
+    ones = np.ones((4, 2), dtype=np.int64)
+    for weight, expected in ((60, 0), (70, 1)):  # 4 x 60 = 240 fits 9 bits, 4 x 70 = 280 does not
+        beats = dot_product_beats(
+            params, ones, np.full((4, 4), weight), np.zeros(4, dtype=np.int64), words=2
+        )
+        run = simulate_streams(
+            SerialSynapseArray(params, out_lanes=4, words=2),
+            inputs={"inp": beats},
+            outputs={"out": 1},
+            observe=("overflow",),
+        )
+        assert run.final["overflow"] == expected, weight
+
+
+def test_bad_words_per_beat() -> None:
+    with pytest.raises(ValueError, match="words per beat must be one of"):
+        SerialSynapseArray(SynapseArrayParams(lanes=8), out_lanes=4, words=3)
 
 
 def test_bad_out_lanes() -> None:

@@ -8,7 +8,7 @@ hardware reports) is computed here and nowhere else.
 
 :data:`ACCEL_CONFIGS` holds the named presets: ``sim`` (small, fast to simulate;
 the regression tests use it) and ``pynq-z2`` (the xc7z020 board configuration with a
-peak of ``L x T = 1024`` synaptic operations per cycle).
+peak of ``L x T x K = 1024`` synaptic operations per cycle).
 """
 
 from __future__ import annotations
@@ -92,10 +92,17 @@ class AcceleratorConfig:
     clock_mhz:
         Clock frequency used for frames-per-second figures.
     serial_synapse:
-        Use :class:`hw.accel.serial_synapse.SerialSynapseArray` (results leave in
-        ``lif_lanes``-wide chunks through one shared bias/saturation stage) instead of the
-        synapse PE :class:`hw.synapse_pe.SynapseArray` (all ``L x T`` outputs in parallel):
-        the same arithmetic, far fewer LUTs at large ``L x T``.
+        Use :class:`hw.accel.serial_synapse.SerialSynapseArray` (spike-enabled
+        accumulators, results leave in ``lif_lanes``-wide chunks through one shared
+        bias/saturation stage) instead of the synapse PE :class:`hw.synapse_pe.SynapseArray`
+        (all ``L x T`` outputs in parallel): the same arithmetic, far fewer LUTs at large
+        ``L x T``.
+    words_per_beat:
+        ``K``: activation words a synapse beat consumes (1 or 2; 2 needs ``serial_synapse``).
+        The array then does ``L x T x K`` synaptic operations per cycle with ``L x T``
+        accumulators; the activation and weight memories are split into ``K`` interleaved
+        banks so the ``K`` consecutive activation words of a beat and the weights of their
+        (up to ``K``) channels are read in one cycle.
     """
 
     name: str
@@ -114,6 +121,7 @@ class AcceleratorConfig:
     profile_depth: int = 64
     clock_mhz: float = 100.0
     serial_synapse: bool = False
+    words_per_beat: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -131,6 +139,12 @@ class AcceleratorConfig:
                 f"are packed whole into stream words), not {self.numerics.weight_bits}"
             )
         lanes = _check_int("lanes", self.lanes, minimum=1, maximum=1024)
+        words = _check_int("words_per_beat", self.words_per_beat, minimum=1, maximum=2)
+        if words > 1 and not self.serial_synapse:
+            raise ConfigError(
+                f"AcceleratorConfig.words_per_beat = {words} needs serial_synapse = True (the "
+                "synapse PE takes one word per beat)"
+            )
         if (lanes * self.numerics.weight_bits) % STREAM_BITS:
             raise ConfigError(
                 f"AcceleratorConfig.lanes * numerics.weight_bits must be a multiple of "
@@ -148,6 +162,11 @@ class AcceleratorConfig:
         _check_int("max_tokens", self.max_tokens, minimum=1, maximum=1 << 16)
         _check_int("max_group", self.max_group, minimum=1, maximum=1 << 20)
         _check_int("amem_depth", self.amem_depth, minimum=16, maximum=1 << 24)
+        if self.amem_depth % words:
+            raise ConfigError(
+                f"AcceleratorConfig.amem_depth must be a multiple of words_per_beat ({words}): the "
+                f"activation memory is {words} equal banks, not {self.amem_depth}"
+            )
         _check_int("wmem_depth", self.wmem_depth, minimum=1, maximum=1 << 20)
         _check_int("max_features", self.max_features, minimum=1, maximum=1 << 16)
         if self.numerics.membrane_bits > 31:
@@ -175,8 +194,8 @@ class AcceleratorConfig:
     # ------------------------------------------------------------------ derived figures
     @property
     def peak_synaptic_ops(self) -> int:
-        """Synaptic operations (spike x weight accumulates) per cycle at full rate: ``L x T``."""
-        return self.lanes * self.timesteps
+        """Synaptic operations (spike x weight accumulates) per cycle at full rate: ``L x T x K``."""
+        return self.lanes * self.timesteps * self.words_per_beat
 
     @property
     def words_per_stream_word(self) -> int:
@@ -187,6 +206,10 @@ class AcceleratorConfig:
     def weight_word_bits(self) -> int:
         """Bits of one weight-memory word: ``L`` signed weights."""
         return self.lanes * self.numerics.weight_bits
+
+    def rows_per_tap(self, in_c: int, planes: int) -> int:
+        """Weight-memory rows (beats) per kernel tap: ``ceil(C P / K)`` input words, ``K`` a beat."""
+        return -(-in_c * planes // self.words_per_beat)
 
     @property
     def stream_words_per_weight_word(self) -> int:
@@ -258,18 +281,20 @@ class AcceleratorConfig:
 
 
 ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
-    # Small and quick under Verilator and Amaranth's simulator: runs hw-tiny and the
-    # small DVS-shaped test models (T <= 4, D <= 64, N <= 64, fan-in <= 512) with
-    # 32 lanes x 4 steps = 128 synaptic ops per cycle.
-    "sim": AcceleratorConfig(name="sim", lanes=32, lif_lanes=8),
-    # PYNQ-Z2 (xc7z020): 64 lanes x 16 steps = 1024 synaptic ops per cycle; hw-gesture's
-    # transformer (N = 64, D = 256, T = 16) fits the activation memory, its large
-    # tokenizer stages run in row bands through DDR.
+    # Small and quick under Verilator and Amaranth's simulator, with the board's datapath
+    # (serial synapse array, two words per beat): runs hw-tiny and the small DVS-shaped test
+    # models (T <= 4, D <= 64, N <= 64) at 16 lanes x 4 steps x 2 words = 128 synaptic ops
+    # per cycle.
+    "sim": AcceleratorConfig(name="sim", lanes=16, lif_lanes=8, serial_synapse=True, words_per_beat=2),
+    # PYNQ-Z2 (xc7z020): 32 lanes x 16 steps x 2 words = 1024 synaptic ops per cycle with
+    # 512 spike-enabled accumulators; one LIF lane (16 neurons), as fast as the one-word-per-
+    # cycle spike writer it feeds. hw-gesture's transformer (N = 64, D = 256, T = 16) fits
+    # the activation memory.
     "pynq-z2": AcceleratorConfig(
         name="pynq-z2",
         timesteps=16,
-        lanes=64,
-        lif_lanes=4,
+        lanes=32,
+        lif_lanes=1,
         head_dim=16,
         max_group=1024,
         max_tokens=64,
@@ -280,11 +305,9 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
         head_acc_bits=40,
         profile_depth=64,
         serial_synapse=True,
+        words_per_beat=2,
     ),
 }
-# The same memories and widths with a quarter of the synapse lanes (256 synaptic ops per
-# cycle): the variant whose Yosys estimate fits the xc7z020 (docs/accelerator.md, section 7).
-ACCEL_CONFIGS["pynq-z2-256"] = dataclasses.replace(ACCEL_CONFIGS["pynq-z2"], name="pynq-z2-256", lanes=16)
 
 
 def get_config(name: str | AcceleratorConfig) -> AcceleratorConfig:

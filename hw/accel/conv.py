@@ -1,30 +1,35 @@
-"""``CONV``: convolution or linear layer -> LIF, on the synapse PE array (used as is).
+"""``CONV``: convolution or linear layer -> LIF, on the synapse array.
 
 Per output-channel group of ``L`` channels (``ceil(out_c / L)`` groups):
 
 1. ``PARAMS``: ``L`` stream words, lane ``l``'s bias (low 32 bits) and threshold (high 32);
 2. ``WEIGHTS``: ``fan_in = C k^2`` weight-memory words of ``L`` weights, each assembled
    from ``L * weight_bits / 64`` stream words (fan-in order ``(dy, dx, c)``);
-3. ``COMPUTE``: for every output position, one synapse beat per (tap, input channel,
-   bit plane): the activation word of the tap (zero outside the input) and the tap's
-   ``L`` weights. The last beat of a position carries ``last``; the array then emits
-   ``L x T`` currents, which go to the shared LIF unit in ``L / lif_lanes`` jobs;
+3. ``COMPUTE``: for every output position, one synapse beat per kernel tap and ``K``
+   input words: the ``C P`` words of a tap (channels times bit planes) are consecutive in
+   the activation layout ``(y, x, c, plane)``, so a beat's ``K`` words are one read of the
+   ``K``-bank activation memory (:class:`hw.accel.banked.BankedMemory`), and the weights
+   of their one or two channels one read of the ``K``-bank weight memory. Words outside
+   the input or past the tap's ``C P`` read as zero. The last beat of a position
+   carries ``last``; the array then emits ``L x T`` currents, which go to the shared
+   LIF unit in ``L / lif_lanes`` jobs;
 4. ``DRAIN``: wait until every job of the group is written, so the next group's
    parameters do not overtake them.
 
 A linear layer ``[N, I] -> [N, O]`` is the same with a ``1 x N`` image and ``k = 1``.
 With ``config.serial_synapse`` the array is :class:`hw.accel.serial_synapse.SerialSynapseArray`
-(same beats and arithmetic, results leave one LIF job wide).
+(``K`` words per beat, results leave one LIF job wide), else the synapse PE
+:class:`hw.synapse_pe.SynapseArray` (``K = 1``).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
+from hw.accel.banked import BankedMemory
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage, registered, signed_address
 from hw.accel.ports import ADDRESS_BITS, engine_members
@@ -32,6 +37,33 @@ from hw.accel.serial_synapse import SerialSynapseArray
 from hw.synapse_pe import SynapseArray
 
 __all__ = ["ConvEngine"]
+
+
+def _first_word_position(
+    m: Module, cfg: AcceleratorConfig, loop: LoopNest, planes: Value
+) -> tuple[Signal, Signal]:
+    """Channel and bit plane of the first word of the loop's current beat.
+
+    The beat's first word is word ``K r`` of the tap, i.e. channel ``K r // P``, plane
+    ``K r mod P``: both restart at 0 with every tap and advance by ``K`` words in radix
+    ``P`` per beat, without a divider (two carries at most, because ``K <= 2``).
+    """
+    words = cfg.words_per_beat
+    channel = Signal(16, name="conv_channel")
+    plane = Signal(range(cfg.numerics.input_bits), name="conv_plane")
+    next_channel, next_plane = channel, plane + words
+    for _ in range(words):
+        wraps = next_plane >= planes
+        next_channel = Mux(wraps, next_channel + 1, next_channel)
+        next_plane = Mux(wraps, next_plane - planes, next_plane)
+    with m.If(loop.start):
+        m.d.sync += [channel.eq(0), plane.eq(0)]
+    with m.Elif(loop.step & loop.active):
+        with m.If(loop.last["r"]):
+            m.d.sync += [channel.eq(0), plane.eq(0)]
+        with m.Else():
+            m.d.sync += [channel.eq(next_channel[: len(channel)]), plane.eq(next_plane[: len(plane)])]
+    return channel, plane
 
 
 class ConvEngine(wiring.Component):
@@ -57,7 +89,14 @@ class ConvEngine(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig) -> None:
         self._config = config
-        super().__init__({**engine_members(config, read=True, words_in=True, lif=True), "overflow": Out(1)})
+        super().__init__(
+            {
+                **engine_members(
+                    config, read=True, read_pairs=config.words_per_beat > 1, words_in=True, lif=True
+                ),
+                "overflow": Out(1),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -69,30 +108,26 @@ class ConvEngine(wiring.Component):
         word_bits = cfg.weight_word_bits
         per_weight = cfg.stream_words_per_weight_word
 
+        words = cfg.words_per_beat
         if cfg.serial_synapse:
-            syn = SerialSynapseArray(syn_params, out_lanes=lif_lanes)
+            syn = SerialSynapseArray(syn_params, out_lanes=lif_lanes, words=words)
         else:
             syn = SynapseArray(syn_params)
         m.submodules.synapse = syn
-        m.submodules.wmem = wmem = Memory(shape=word_bits, depth=cfg.wmem_depth, init=[])
-        wmem_wr = wmem.write_port()
-        wmem_rd = wmem.read_port(transparent_for=())
+        m.submodules.wmem = wmem = BankedMemory(width=word_bits, depth=cfg.wmem_depth, banks=words)
         m.submodules.tags = tags = SyncFIFO(width=ADDRESS_BITS + 1 + lanes.bit_length(), depth=4)
         m.d.comb += self.overflow.eq(syn.overflow)
 
         # ---------------------------------------------------------------- derived quantities
-        cp = registered(m, d.in_c * d.planes_in, "conv_cp")
-        row = registered(m, d.in_w * d.in_c * d.planes_in, "conv_row")
-        s_row = registered(m, d.stride * d.in_w * d.in_c * d.planes_in, "conv_s_row")
-        s_cp = registered(m, d.stride * d.in_c * d.planes_in, "conv_s_cp")
+        cp = registered(m, d.in_c * d.planes_in, "conv_cp")  # input words per tap
+        rows = registered(m, (cp + words - 1) >> (words - 1), "conv_rows")  # beats per tap
+        row = registered(m, d.in_w * cp, "conv_row")
+        s_row = registered(m, d.stride * row, "conv_s_row")
+        s_cp = registered(m, d.stride * cp, "conv_s_cp")
         kc = registered(m, d.kernel * d.in_c, "conv_kc")
-        fan_in = registered(m, d.kernel * d.kernel * d.in_c, "conv_fan_in")
+        fan_in = registered(m, d.kernel * d.kernel * d.in_c, "conv_fan_in")  # weight words of a group
         o_row = registered(m, d.out_w * d.out_c, "conv_o_row")
-        init = registered(
-            m,
-            d.src0 - d.pad_top * d.in_w * d.in_c * d.planes_in - d.pad_left * d.in_c * d.planes_in,
-            "conv_init",
-        )
+        init = registered(m, d.src0 - d.pad_top * row - d.pad_left * cp, "conv_init")
 
         group_base = Signal(ADDRESS_BITS + 1)  # dst + g L
         lanes_left = Signal(signed(18))  # out_c - g L
@@ -100,30 +135,39 @@ class ConvEngine(wiring.Component):
         m.d.comb += group_lanes.eq(Mux(lanes_left >= lanes, lanes, lanes_left[: group_lanes.shape().width]))
 
         # ---------------------------------------------------------------- the compute loop
-        m.submodules.loop = loop = LoopNest(
-            "conv", [("oy", 16), ("ox", 16), ("dy", 8), ("dx", 8), ("c", 16), ("b", 5)]
-        )
+        m.submodules.loop = loop = LoopNest("conv", [("oy", 16), ("ox", 16), ("dy", 8), ("dx", 8), ("r", 20)])
         for level, count in (
             ("oy", d.out_h),
             ("ox", d.out_w),
             ("dy", d.kernel),
             ("dx", d.kernel),
-            ("c", d.in_c),
-            ("b", d.planes_in),
+            ("r", rows),
         ):
             m.d.comb += loop.count[level].eq(count)
         addr = loop.output(
             "addr",
             signed_address(ADDRESS_BITS),
             init,
-            {"oy": s_row, "ox": s_cp, "dy": row, "dx": cp, "c": d.planes_in, "b": 1},
+            {"oy": s_row, "ox": s_cp, "dy": row, "dx": cp, "r": words},
         )
         iy = loop.output("iy", signed(18), -d.pad_top, {"oy": d.stride, "dy": 1})
         ix = loop.output("ix", signed(18), -d.pad_left, {"ox": d.stride, "dx": 1})
-        waddr = loop.output("waddr", 20, 0, {"dy": kc, "dx": d.in_c, "c": 1})
+        first_word = loop.output("word", 21, 0, {"r": words})  # of the beat, within the tap
+        tap_weights = loop.output("wtap", 20, 0, {"dy": kc, "dx": d.in_c})
         oaddr = loop.output("oaddr", ADDRESS_BITS + 1, group_base, {"oy": o_row, "ox": d.out_c})
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
+
+        # Channel and bit plane of each word of the beat (word index = channel P + plane).
+        channel, plane0 = _first_word_position(m, cfg, loop, d.planes_in)
+        planes = [plane0]
+        for _ in range(1, words):
+            wraps = planes[-1] + 1 >= d.planes_in
+            planes.append(Mux(wraps, 0, planes[-1] + 1))
+        # With two words, the second one's weights are its channel's: the same as the first
+        # word's unless the first is its channel's last plane.
+        second_channel = planes[-1] == 0 if words > 1 else Const(0)
+        present = [~pad & (first_word + k < cp) for k in range(words)]
 
         beat = syn.inp
         stage = read_stage(
@@ -132,9 +176,10 @@ class ConvEngine(wiring.Component):
             active=loop.active,
             ready=beat.ready & tags.w_rdy,
             meta={
-                "pad": pad,
-                "plane": loop.idx["b"],
-                "last": loop.within("dy", "dx", "c", "b"),
+                "present": Cat(*present),
+                "planes": Cat(*(Value.cast(p)[: len(plane0)] for p in planes)),
+                "second_channel": second_channel,
+                "last": loop.within("dy", "dx", "r"),
                 "oaddr": oaddr,
             },
         )
@@ -142,22 +187,39 @@ class ConvEngine(wiring.Component):
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(addr),
             self.rd.en.eq(loop.active & stage.advance & ~pad),
-            wmem_rd.addr.eq(waddr),
-            wmem_rd.en.eq(stage.advance),
+            wmem.rd_addr.eq((tap_weights + channel)[: len(wmem.rd_addr)]),
+            wmem.rd_en.eq(stage.advance),
         ]
 
         bias = [Signal(signed(membrane), name=f"bias{lane}") for lane in range(lanes)]
         theta = [Signal(signed(membrane + 1), name=f"theta{lane}") for lane in range(lanes)]
+        stage_planes = len(plane0)
+        if cfg.serial_synapse:
+            read_words = [self.rd.data, *([self.rd.next] if words > 1 else [])]
+            weights = [
+                wmem.rd_data,
+                *([Mux(stage.meta["second_channel"], wmem.rd_next, wmem.rd_data)] if words > 1 else []),
+            ]
+            for k in range(words):
+                m.d.comb += [
+                    beat.payload.spikes[k].eq(Mux(stage.meta["present"][k], read_words[k], 0)),
+                    Value.cast(beat.payload.weight[k]).eq(weights[k]),
+                ]
+                if syn_params.plane_bits:
+                    m.d.comb += beat.payload.plane[k].eq(stage.meta["planes"].word_select(k, stage_planes))
+        else:
+            m.d.comb += [
+                beat.payload.spikes.eq(Mux(stage.meta["present"][0], self.rd.data, 0)),
+                Value.cast(beat.payload.weight).eq(wmem.rd_data),
+            ]
+            if syn_params.plane_bits:
+                m.d.comb += beat.payload.plane.eq(stage.meta["planes"])
         m.d.comb += [
             beat.valid.eq(stage.valid & tags.w_rdy),
-            beat.payload.spikes.eq(Mux(stage.meta["pad"], 0, self.rd.data)),
-            Value.cast(beat.payload.weight).eq(wmem_rd.data),
             beat.payload.last.eq(stage.meta["last"]),
             tags.w_en.eq(beat.valid & beat.ready & stage.meta["last"]),
             tags.w_data.eq(Cat(stage.meta["oaddr"], group_lanes)),
         ]
-        if syn_params.plane_bits:
-            m.d.comb += beat.payload.plane.eq(stage.meta["plane"])
         m.d.comb += [beat.payload.bias[lane].eq(bias[lane]) for lane in range(lanes)]
 
         # ---------------------------------------------------------------- results -> LIF jobs
@@ -194,10 +256,10 @@ class ConvEngine(wiring.Component):
         index = Signal(20)  # parameter lane, then weight-memory word
         sub = Signal(range(max(per_weight, 2)))
         assembled = Signal(word_bits)
-        words = self.words_in
+        words_in = self.words_in
         take = Signal()
-        m.d.comb += take.eq(words.valid & words.ready)
-        incoming = words.payload.data
+        m.d.comb += take.eq(words_in.valid & words_in.ready)
+        incoming = words_in.payload.data
         full_word = incoming if per_weight == 1 else Cat(assembled[STREAM_BITS:], incoming)
         drained = ~loop.active & ~stage.valid & ~tags.r_rdy & self.lif_idle
 
@@ -207,7 +269,7 @@ class ConvEngine(wiring.Component):
                     m.d.sync += [self.busy.eq(1), index.eq(0), lanes_left.eq(d.out_c), group_base.eq(d.dst)]
                     m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.comb += words.ready.eq(1)
+                m.d.comb += words_in.ready.eq(1)
                 with m.If(take):
                     for lane in range(lanes):
                         with m.If(index == lane):
@@ -220,13 +282,13 @@ class ConvEngine(wiring.Component):
                         m.d.sync += [index.eq(0), sub.eq(0)]
                         m.next = "WEIGHTS"
             with m.State("WEIGHTS"):
-                m.d.comb += [words.ready.eq(1), wmem_wr.addr.eq(index), wmem_wr.data.eq(full_word)]
+                m.d.comb += [words_in.ready.eq(1), wmem.wr_addr.eq(index), wmem.wr_data.eq(full_word)]
                 with m.If(take):
                     m.d.sync += assembled.eq(full_word)
                     if per_weight > 1:
                         m.d.sync += sub.eq(sub + 1)
                     with m.If(sub == per_weight - 1):
-                        m.d.comb += wmem_wr.en.eq(1)
+                        m.d.comb += wmem.wr_en.eq(1)
                         m.d.sync += [index.eq(index + 1), sub.eq(0)]
                         with m.If(index == fan_in - 1):
                             m.d.comb += loop.start.eq(1)

@@ -23,6 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.accel.attention import AttentionEngine
+from hw.accel.banked import BankedMemory
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.conv import ConvEngine
 from hw.accel.descriptors import DESC_WORDS, DESCRIPTOR_LAYOUT, MAGIC, Opcode, field_checks
@@ -109,9 +110,9 @@ class AcceleratorCore(wiring.Component):
         cfg = self._config
 
         # ---------------------------------------------------------------- shared resources
-        m.submodules.amem = amem = Memory(shape=cfg.timesteps, depth=cfg.amem_depth, init=[])
-        amem_rd = amem.read_port(transparent_for=())
-        amem_wr = amem.write_port()
+        m.submodules.amem = amem = BankedMemory(
+            width=cfg.timesteps, depth=cfg.amem_depth, banks=cfg.words_per_beat
+        )
         m.submodules.profile = profile = Memory(shape=32, depth=cfg.profile_depth, init=[])
         profile_wr = profile.write_port()
         profile_rd = profile.read_port(transparent_for=())
@@ -142,7 +143,7 @@ class AcceleratorCore(wiring.Component):
             m.d.comb += flag.eq(executing & (desc.opcode == int(op)))
         engine_busy = Cat(*(engine.busy for engine in engines.values())).any()
 
-        address_fault = self._route(m, engines, running, lif, amem_rd, amem_wr)
+        address_fault = self._route(m, engines, running, lif, amem)
 
         index = Signal(32)
         word = Signal(range(DESC_WORDS))
@@ -278,7 +279,7 @@ class AcceleratorCore(wiring.Component):
                     finish()
         return m
 
-    def _route(self, m: Module, engines: dict, running: dict, lif: LIFUnit, amem_rd, amem_wr) -> Signal:
+    def _route(self, m: Module, engines: dict, running: dict, lif: LIFUnit, amem: BankedMemory) -> Signal:
         """Connect the running engine to the shared memory ports, streams and the LIF unit.
 
         Returns the signal flagging an activation access beyond the memory (suppressed)."""
@@ -291,7 +292,9 @@ class AcceleratorCore(wiring.Component):
         rd_addr, rd_en = Signal(32), Signal()
         wr_addr, wr_en, wr_data = Signal(32), Signal(), Signal(cfg.timesteps)
         for active, port in readers:
-            m.d.comb += port.data.eq(amem_rd.data)
+            m.d.comb += port.data.eq(amem.rd_data)
+            if "next" in port.signature.members:
+                m.d.comb += port.next.eq(amem.rd_next)
             with m.If(active):
                 m.d.comb += [rd_addr.eq(port.addr), rd_en.eq(port.en)]
         for active, port in writers:
@@ -302,11 +305,11 @@ class AcceleratorCore(wiring.Component):
         fault = Signal()
         m.d.comb += [
             fault.eq(bad_read | bad_write),
-            amem_rd.addr.eq(rd_addr[: len(amem_rd.addr)]),
-            amem_rd.en.eq(rd_en & ~bad_read),
-            amem_wr.addr.eq(wr_addr[: len(amem_wr.addr)]),
-            amem_wr.data.eq(wr_data),
-            amem_wr.en.eq(wr_en & ~bad_write),
+            amem.rd_addr.eq(rd_addr[: len(amem.rd_addr)]),
+            amem.rd_en.eq(rd_en & ~bad_read),
+            amem.wr_addr.eq(wr_addr[: len(amem.wr_addr)]),
+            amem.wr_data.eq(wr_data),
+            amem.wr_en.eq(wr_en & ~bad_write),
         ]
 
         for op, engine in engines.items():

@@ -32,6 +32,15 @@ class EmulatorError(RuntimeError):
     """The stream is not a valid program (the hardware would raise an error flag)."""
 
 
+def _unpack_fields(words: np.ndarray, bits: int) -> np.ndarray:
+    """``[..., n]`` 64-bit words -> ``[..., 64 n / bits]`` signed ``bits``-bit fields, LSB first
+    (the inverse of :func:`hw.accel.program.pack_fields`)."""
+    words = np.ascontiguousarray(words, dtype="<u8")
+    flat = np.unpackbits(words.view(np.uint8), axis=-1, bitorder="little").astype(np.int64)
+    values = (flat.reshape(*words.shape[:-1], -1, bits) << np.arange(bits)).sum(axis=-1)
+    return values - ((values >> (bits - 1)) << bits)
+
+
 def _signed(value: int, bits: int) -> int:
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
@@ -122,12 +131,8 @@ class Emulator:
             for lane, word in enumerate(params.tolist()):
                 bias[g * lanes + lane] = _signed(word, 32)
                 theta[g * lanes + lane] = _signed(word >> 32, 32)
-            raw = self._take(words, fan_in * cfg.stream_words_per_weight_word, "CONV weights").tolist()
-            for f in range(fan_in):
-                for lane in range(lanes):
-                    bit = lane * wb
-                    word = raw[f * cfg.stream_words_per_weight_word + bit // STREAM_BITS]
-                    weights[g * lanes + lane, f] = _signed(word >> (bit % STREAM_BITS), wb)
+            raw = self._take(words, fan_in * cfg.stream_words_per_weight_word, "CONV weights")
+            weights[g * lanes : (g + 1) * lanes] = _unpack_fields(raw.reshape(fan_in, -1), wb).T
         t = d.timesteps
         x = self._read(d.src0, d.in_h * d.in_w, d.in_c, d.planes_in, t)  # [T, pos, C]
         image = x.reshape(t, d.in_h, d.in_w, d.in_c).transpose(0, 3, 1, 2)

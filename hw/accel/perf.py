@@ -58,21 +58,23 @@ class CommandEstimate:
 def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     """``(cycles, synaptic ops)`` of a CONV."""
     groups = -(-d.out_c // cfg.lanes)
-    fan_in = d.in_c * d.kernel * d.kernel
-    beats = fan_in * d.planes_in
+    beats = d.kernel * d.kernel * cfg.rows_per_tap(d.in_c, d.planes_in)  # per result
     positions = d.out_h * d.out_w
     latency = cfg.lif_params().latency
-    # Compute bound: one beat per cycle; with the synapse PE a result holds the array's
-    # input for chunks - 1 cycles while its LIF jobs leave (the serial array has result
-    # registers and does not). After the group's last beat its jobs pass the LIF chain and
-    # the writer (lanes cycles).
-    hold = 0 if cfg.serial_synapse else cfg.chunks - 1
-    computing = positions * (beats + hold) - hold + latency + cfg.lanes + 3
+    # Compute bound: one beat per cycle. With the synapse PE a result holds the array's
+    # input for chunks - 1 cycles while its LIF jobs leave; the serial array instead takes
+    # one flush cycle per result (and its result registers let the jobs leave meanwhile),
+    # which also delays the result by a cycle. After the group's last beat its jobs pass
+    # the LIF chain and the writer (lanes cycles).
+    hold = 1 if cfg.serial_synapse else cfg.chunks - 1
+    delay = 1 if cfg.serial_synapse else 0
+    computing = positions * (beats + hold) - hold + delay + latency + cfg.lanes + 3
     # Writer bound (short dot products): the writer, `lanes` cycles per result, runs
     # without a break from the first result on. Both expressions agree at the boundary.
-    writing = beats + latency + positions * cfg.lanes + 3
+    writing = beats + delay + latency + positions * cfg.lanes + 3
+    fan_in = d.in_c * d.kernel * d.kernel  # weight-memory words of a group
     per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + max(computing, writing)
-    ops = d.timesteps * positions * d.out_c * beats
+    ops = d.timesteps * positions * d.out_c * d.in_c * d.kernel * d.kernel * d.planes_in
     return groups * per_group - 1, ops
 
 

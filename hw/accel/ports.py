@@ -39,10 +39,14 @@ def word_stream() -> stream.Signature:
     return stream.Signature(WORD_LAYOUT)
 
 
-def amem_read_signature(cfg: AcceleratorConfig) -> wiring.Signature:
+def amem_read_signature(cfg: AcceleratorConfig, *, pairs: bool = False) -> wiring.Signature:
     """Activation-memory read port, engine side: ``data`` is the word at the ``addr`` of the
-    previous cycle with ``en`` set (and holds while ``en`` is low)."""
-    return wiring.Signature({"addr": Out(ADDRESS_BITS), "en": Out(1), "data": In(cfg.timesteps)})
+    previous cycle with ``en`` set (and holds while ``en`` is low); with ``pairs`` also
+    ``next``, the word after it (from the other bank of the two-bank memory)."""
+    members = {"addr": Out(ADDRESS_BITS), "en": Out(1), "data": In(cfg.timesteps)}
+    if pairs:
+        members["next"] = In(cfg.timesteps)
+    return wiring.Signature(members)
 
 
 def amem_write_signature(cfg: AcceleratorConfig) -> wiring.Signature:
@@ -74,6 +78,7 @@ def engine_members(
     cfg: AcceleratorConfig,
     *,
     read: bool = False,
+    read_pairs: bool = False,
     write: bool = False,
     words_in: bool = False,
     words_out: bool = False,
@@ -83,6 +88,7 @@ def engine_members(
 
     Control: ``start`` (pulse, the descriptor is valid), ``desc`` (the registered
     descriptor), ``tmask`` (bit ``t`` set for the command's time steps), ``busy``.
+    ``read_pairs``: the read port also returns the next word (:func:`amem_read_signature`).
     """
     members: dict[str, object] = {
         "start": In(1),
@@ -91,7 +97,7 @@ def engine_members(
         "busy": Out(1),
     }
     if read:
-        members["rd"] = Out(amem_read_signature(cfg))
+        members["rd"] = Out(amem_read_signature(cfg, pairs=read_pairs))
     if write:
         members["wr"] = Out(amem_write_signature(cfg))
     if words_in:

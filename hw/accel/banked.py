@@ -1,0 +1,93 @@
+"""A memory of ``depth`` words in ``banks`` interleaved banks that reads two consecutive words.
+
+Word ``a`` lives in bank ``a mod 2`` at row ``a // 2``. Writes and ordinary reads touch one
+word; with two banks a read also returns the word after the addressed one, which the
+other bank delivers in the same cycle, so the pair needs no alignment and the memory's
+layout is the same as with one bank. The conv engine uses it for the activation memory
+(the two input words of a synapse beat) and the weight memory (the weights of the one or
+two channels those words belong to) when ``words_per_beat = 2``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["BankedMemory"]
+
+
+class BankedMemory(wiring.Component):
+    """``depth`` words of ``width`` bits in ``banks`` (1 or 2) banks.
+
+    Attributes
+    ----------
+    rd_addr, rd_en : In
+        Read request; ``rd_data`` (word ``rd_addr``) and, with two banks, ``rd_next``
+        (word ``rd_addr + 1``; undefined past the last word) follow one cycle later and
+        hold while ``rd_en`` is low.
+    wr_addr, wr_en, wr_data : In
+        One word written per cycle.
+    """
+
+    def __init__(self, *, width: int, depth: int, banks: int) -> None:
+        if banks not in (1, 2):
+            raise ValueError(f"BankedMemory banks must be 1 or 2, not {banks!r}")
+        if depth < 2:
+            raise ValueError(f"BankedMemory depth must be at least 2, not {depth!r}")
+        self._width, self._depth, self._banks = width, depth, banks
+        address = (depth - 1).bit_length()
+        members = {
+            "rd_addr": In(address),
+            "rd_en": In(1),
+            "rd_data": Out(width),
+            "wr_addr": In(address),
+            "wr_en": In(1),
+            "wr_data": In(width),
+        }
+        if banks == 2:
+            members["rd_next"] = Out(width)
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        if self._banks == 1:
+            m.submodules.bank = bank = Memory(shape=self._width, depth=self._depth, init=[])
+            rd, wr = bank.read_port(transparent_for=()), bank.write_port()
+            m.d.comb += [
+                rd.addr.eq(self.rd_addr),
+                rd.en.eq(self.rd_en),
+                self.rd_data.eq(rd.data),
+                wr.addr.eq(self.wr_addr),
+                wr.en.eq(self.wr_en),
+                wr.data.eq(self.wr_data),
+            ]
+            return m
+
+        reads = []
+        for parity in range(2):
+            bank = Memory(shape=self._width, depth=-(-self._depth // 2), init=[])
+            m.submodules[f"bank{parity}"] = bank
+            rd, wr = bank.read_port(transparent_for=()), bank.write_port()
+            m.d.comb += [
+                wr.addr.eq(self.wr_addr[1:]),
+                wr.en.eq(self.wr_en & (self.wr_addr[0] == parity)),
+                wr.data.eq(self.wr_data),
+                rd.en.eq(self.rd_en),
+            ]
+            reads.append(rd)
+        # Even address a: both words in row a / 2. Odd a: word a in bank 1, row a // 2, and
+        # word a + 1 in bank 0, the row after.
+        m.d.comb += [
+            reads[0].addr.eq((self.rd_addr[1:] + self.rd_addr[0])[: len(reads[0].addr)]),
+            reads[1].addr.eq(self.rd_addr[1:]),
+        ]
+        odd = Signal()
+        with m.If(self.rd_en):
+            m.d.sync += odd.eq(self.rd_addr[0])
+        m.d.comb += [
+            self.rd_data.eq(Mux(odd, reads[1].data, reads[0].data)),
+            self.rd_next.eq(Mux(odd, reads[0].data, reads[1].data)),
+        ]
+        return m
