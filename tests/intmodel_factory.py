@@ -51,12 +51,13 @@ def random_int_model(seed: int, *, groupings: tuple[str, ...] = ("joint",), time
 
 
 def banded_int_model(seed: int, *, timesteps: int = 3, img: int = 16, d: int = 16, heads: int = 2,
-                     classes: int = 3) -> IntModel:
+                     classes: int = 3, pool1: tuple[int, int, int] = (2, 2, 0)) -> IntModel:
     """A random model whose tokenizer dwarfs its transformer (band-tiling tests).
 
     One input channel of ``img x img``; stage 0: conv 1 -> 4 (3x3, stride 1, pad 1) and a
     3x3 max-pool (stride 2, pad 1); stage 1: conv 4 -> 16 (3x3, stride 2, pad 1) and a 2x2
-    max-pool (stride 2); stage 2: conv 16 -> ``d`` (1x1), then ``img / 8`` squared tokens.
+    max-pool (stride 2; ``pool1`` = kernel, stride, padding); stage 2: conv 16 -> ``d`` (1x1),
+    then the tokens (``img / 8`` squared with the default pool).
     """
     rng = np.random.default_rng(seed)
     cfg = NumericsConfig()
@@ -68,7 +69,7 @@ def banded_int_model(seed: int, *, timesteps: int = 3, img: int = 16, d: int = 1
         _synapse(rng, "tokenizer.1", "conv", ("tokenizer.0.pool",), (16, 4, 3, 3), 1, cfg,
                  stride=2, padding=1),
         Op(name="tokenizer.1.pool", kind="maxpool", inputs=("tokenizer.1",),
-           params={"kernel": 2, "stride": 2, "padding": 0}),
+           params=dict(zip(("kernel", "stride", "padding"), pool1, strict=True))),
         _synapse(rng, "tokenizer.2", "conv", ("tokenizer.1.pool",), (d, 16, 1, 1), 1, cfg,
                  stride=1, padding=0),
         Op(name="tokens", kind="tokens", inputs=("tokenizer.2",)),

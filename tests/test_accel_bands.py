@@ -122,6 +122,25 @@ def test_banded_program_equals_integer_model(model, config, banded: int) -> None
             program.stream(x[0])
 
 
+def test_pool_that_skips_conv_rows() -> None:
+    """A 2x2 pool of stride 3 reads no conv row 2 mod 3: a traced program computes them anyway."""
+    skipping = banded_int_model(5, img=32, pool1=(2, 3, 0))
+    x = random_input(skipping, 1, 3)
+    logits, trace = skipping.run(x, trace=True)
+    for traced in (True, False):
+        program = compile_model(skipping, TWO_STAGES, trace=traced)
+        stage = program.stages[1]
+        assert stage.ops == ("tokenizer.1", "tokenizer.1.pool") and stage.bands > 1
+        commands = [program.commands[i] for i in stage.commands]
+        starts = {c.descriptor.src0 for c in commands if c.opcode == Opcode.POOL}
+        # Traced, the bands compute the skipped rows too and some POOL starts past its band's first row.
+        assert len(starts) == (2 if traced else 1)
+        got_logits, got_trace = program.decode(run_program(program, x[0], Emulator(TWO_STAGES).run))
+        np.testing.assert_array_equal(got_logits, logits[0])
+        if traced:
+            assert compare_traces(trace, got_trace, names=program.trace_names) is None
+
+
 def test_a_band_mismatch_names_the_layer(model) -> None:
     x = random_input(model, 1, 2)
     _, trace = model.run(x, trace=True)
