@@ -254,12 +254,17 @@ class Driver:
         return (self.backend.read(_REG["CYCLES_HI"]) << 32) | low
 
     def profile(self, commands: int | None = None) -> np.ndarray:
-        """Cycles of each command of the last run (``-1`` beyond the hardware's profile depth);
-        ``commands``: how many the run had (default: the whole one-segment program)."""
+        """Cycles of each command of the last run; ``commands``: how many the run had (default:
+        the whole one-segment program).
+
+        The core writes command ``i``'s count at ``PROFILE[i mod depth]``, so a run of more
+        than ``HW_PROFILE_DEPTH`` commands (a band-tiled segment can be) keeps its last
+        ``depth`` counts; the earlier commands read ``-1``.
+        """
         depth = self.info.profile_depth if self.info is not None else self.program.config.profile_depth
         counts = np.full(len(self.program.commands) if commands is None else commands, -1, dtype=np.int64)
-        for i in range(min(depth, counts.size)):
-            counts[i] = self.backend.read(regmap.PROFILE_BASE + 4 * i)
+        for i in range(max(0, counts.size - depth), counts.size):
+            counts[i] = self.backend.read(regmap.PROFILE_BASE + 4 * (i % depth))
         return counts
 
     def reset(self) -> None:

@@ -207,7 +207,16 @@ def test_driver_runs_segments_on_the_fake_board(model) -> None:
     run_program(program, x[1], record)
     for sent, stream in zip(device.sent[segments:], streams, strict=True):
         np.testing.assert_array_equal(sent, stream)
+    # Per segment, the profile window keeps the last 64 commands' counts (the fake core
+    # reports 100 + the command's index within its segment).
     assert result.profile.shape == (2, len(program.commands))
+    longest = max(len(commands) for commands, _ in program.segments())
+    assert longest > TWO_STAGES.profile_depth
+    for commands, _ in program.segments():
+        local = np.arange(len(commands))
+        kept = local >= len(commands) - TWO_STAGES.profile_depth
+        expected = np.where(kept, 100 + local, -1)
+        np.testing.assert_array_equal(result.profile[:, commands.start : commands.stop], [expected] * 2)
     assert result.cycles.shape == (2,) and (result.cycles > 0).all()
     assert driver.input_words == max(segment_input_words(program, s) for s in range(segments))
 
