@@ -149,7 +149,11 @@ def test_band_tiled_program_bit_exact_at_every_layer(backend) -> None:
     measured = result.profile[0]
     kept = measured >= 0  # the profile window keeps each segment's last 64 commands
     assert kept.sum() > 64 and not kept.all()
-    assert (np.abs(measured - predicted)[kept] <= np.maximum(2, 0.05 * predicted[kept])).all()
+    # A trace STORE right after another packet may wait for the driver to arm the next
+    # receive (the model assumes an always-ready output): at least the model's cycles there.
+    traced = np.array([c.name.startswith("trace:") for c in program.commands])
+    close = np.abs(measured - predicted) <= np.maximum(2, 0.05 * predicted)
+    assert close[kept & ~traced].all() and (measured[kept] >= predicted[kept] - 2).all()
 
 
 def test_core_errors_are_reported_and_cleared(dvs, backend) -> None:
