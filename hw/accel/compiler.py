@@ -11,6 +11,13 @@ command per op with its constant payload (docs/accelerator.md, "Stream protocol"
 
 With ``trace=True`` a ``STORE`` after every op streams its output back, so a mismatch
 can be located (:meth:`Program.decode` returns them in the integer model's trace layout).
+
+A conv stage (a conv and the max-pool that is its only reader) whose tensors do not fit
+the free activation memory runs band tiled (:mod:`hw.accel.banding`): bands of rows in
+from and out to host tensors, the program split into segments where the host must feed
+back what it received (docs/accelerator.md, sections 3 and 6). The sample itself starts
+in host memory and is LOADed whole by its first resident reader, so a model that fits
+compiles exactly as before: one segment, the input LOAD first.
 Everything a configuration cannot hold raises :class:`CompileError` naming the op.
 """
 
@@ -205,6 +212,8 @@ class _Builder:
         value = self.values[name]
         if value.region is not None:
             return value
+        if value.host is None:  # a band-tiled conv output only its fused pool read
+            raise CompileError(name, "value is neither in the activation memory nor in host memory")
         region = self.alloc.alloc(value.words, name)
         if name == "input":
             self.emit(name, Opcode.LOAD, is_input=True, dst=region.start, count=region.size)
@@ -536,7 +545,9 @@ def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = F
     Raises
     ------
     CompileError
-        When a value, weight block, group or width does not fit the configuration.
+        When a value, weight block, group or width does not fit the configuration (an
+        oversize conv stage is band tiled first; the error names it when not even a band
+        of one output row fits).
     """
     if not isinstance(model, IntModel):
         raise TypeError(f"compile_model needs a golden.intmodel.IntModel, not {type(model).__name__}")

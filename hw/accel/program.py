@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hw.accel.bands import BandedStage
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.descriptors import Descriptor, Opcode
 
@@ -260,7 +261,7 @@ class Program:
     op_commands: dict[str, tuple[int, ...]] = field(default_factory=dict)
     segment_starts: tuple[int, ...] = ()
     tensors: tuple[HostTensor, ...] = ()
-    stages: tuple = ()
+    stages: tuple[BandedStage, ...] = ()
 
     @property
     def output_words(self) -> int:
