@@ -7,6 +7,13 @@ One small method per stage, as in FINN's driver, each timed:
 ``DONE``, check the error flags) -> ``copy_from_device`` (invalidate + copy out)
 -> ``unpack`` (output words -> logits and traces).
 
+A band-tiled program (docs/accelerator.md, section 6) runs as several segments per
+sample: before each, ``pack`` builds the segment's stream from the host tensors
+(:mod:`hw.accel.segments`: the sample and the bands earlier segments sent back); after
+it, ``unpack`` writes the segment's band packets into the host tensors. The I/O per
+segment is the same ``copy_to_device`` / ``execute`` / ``copy_from_device`` as for a
+one-segment program, so every backend runs both.
+
 Register offsets and bits come from :mod:`hw.accel.regmap` (the one register map of
 RTL, driver and docs). Every wait is bounded: a DMA channel that stays busy raises
 :class:`~host.errors.DMATimeout`, a ``DONE`` that never comes
@@ -25,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hw.accel import regmap
+from hw.accel import regmap, segments
 from hw.accel.config import AcceleratorConfig, get_config
 from hw.accel.perf import report as perf_report
 from hw.accel.program import Program
@@ -156,12 +163,19 @@ class Driver:
             raise ValueError(f"Driver timeout_s must be a positive number of seconds, not {timeout_s!r}")
         self.backend, self.program = backend, program
         self.packets = packing.packets(program)
-        self.input_words = int(program.stream(self._zero_sample()).size)
+        if program.segmented:
+            #: Per segment of a band-tiled program: its output packets and input stream words.
+            self.segment_packets = packing.segment_packets(program)
+            self.segment_words = [segments.segment_input_words(program, i)
+                                  for i in range(len(self.segment_packets))]
+            self.input_words = max(self.segment_words)
+        else:
+            self.input_words = int(program.stream(self._zero_sample()).size)
         if self.input_words > backend.max_transfer_words:
             raise ProgramMismatchError(
-                f"one sample's input stream is {self.input_words} words, more than the DMA's longest "
-                f"transfer ({backend.max_transfer_words} words); rebuild the overlay with a wider "
-                f"c_sg_length_width")
+                f"one sample's input stream (one segment's, if band tiled) is {self.input_words} words, more "
+                f"than the DMA's longest transfer ({backend.max_transfer_words} words); rebuild the overlay "
+                f"with a wider c_sg_length_width")
         longest = max(p.words for p in self.packets)
         if longest > backend.max_transfer_words:
             raise ProgramMismatchError(f"output packet of {longest} words exceeds the DMA's longest transfer")
@@ -239,12 +253,18 @@ class Driver:
         low = self.backend.read(_REG["CYCLES_LO"])
         return (self.backend.read(_REG["CYCLES_HI"]) << 32) | low
 
-    def profile(self) -> np.ndarray:
-        """Cycles of each command of the last run (``-1`` beyond the hardware's profile depth)."""
+    def profile(self, commands: int | None = None) -> np.ndarray:
+        """Cycles of each command of the last run; ``commands``: how many the run had (default:
+        the whole one-segment program).
+
+        The core writes command ``i``'s count at ``PROFILE[i mod depth]``, so a run of more
+        than ``HW_PROFILE_DEPTH`` commands (a band-tiled segment can be) keeps its last
+        ``depth`` counts; the earlier commands read ``-1``.
+        """
         depth = self.info.profile_depth if self.info is not None else self.program.config.profile_depth
-        counts = np.full(len(self.program.commands), -1, dtype=np.int64)
-        for i in range(min(depth, counts.size)):
-            counts[i] = self.backend.read(regmap.PROFILE_BASE + 4 * i)
+        counts = np.full(len(self.program.commands) if commands is None else commands, -1, dtype=np.int64)
+        for i in range(max(0, counts.size - depth), counts.size):
+            counts[i] = self.backend.read(regmap.PROFILE_BASE + 4 * (i % depth))
         return counts
 
     def reset(self) -> None:
@@ -263,19 +283,25 @@ class Driver:
         ibuf.array[:stream.size] = stream
         ibuf.flush()
 
-    def execute(self, *, sample: int | None = None) -> int:
-        """Stage 3: run the program on the flushed input; returns the core's cycle count.
+    def execute(self, *, sample: int | None = None, segment: int | None = None) -> int:
+        """Stage 3: run the program (or one ``segment`` of a band-tiled program) on the flushed
+        input; returns the core's cycle count.
 
         The receive channel is armed before ``START`` so the first packet never waits;
         each later packet is armed as soon as the previous one has arrived.
         """
+        if segment is None:
+            return self._execute(self.packets, self.input_words, sample)
+        return self._execute(self.segment_packets[segment], self.segment_words[segment], sample)
+
+    def _execute(self, packets: list[packing.Packet], input_words: int, sample: int | None) -> int:
         ibuf, obuf = self._buffers()
         backend = self.backend
-        first = self.packets[0]
-        backend.start_receive(obuf, first.offset, first.words)
+        if packets:
+            backend.start_receive(obuf, packets[0].offset, packets[0].words)
         backend.write(_REG["CONTROL"], _bit("CONTROL", "START"))
-        backend.start_send(ibuf, self.input_words)
-        for index, packet in enumerate(self.packets):
+        backend.start_send(ibuf, input_words)
+        for index, packet in enumerate(packets):
             state = self._wait(lambda: backend.receive_state(), "receive", sample,
                                f"output packet {packet.name!r} ({packet.words} words) never completed "
                                f"(no TLAST)",
@@ -284,11 +310,11 @@ class Driver:
                 self.reset()
                 raise DMAError(f"output packet {packet.name!r} had {state.received} words, the program sends "
                                f"{packet.words}", stage="receive", sample=sample)
-            if index + 1 < len(self.packets):
-                following = self.packets[index + 1]
+            if index + 1 < len(packets):
+                following = packets[index + 1]
                 backend.start_receive(obuf, following.offset, following.words)
         self._wait(lambda: backend.send_state(), "send", sample,
-                   f"the core did not consume the whole input stream ({self.input_words} words)", DMATimeout)
+                   f"the core did not consume the whole input stream ({input_words} words)", DMATimeout)
         self._wait_done(sample)
         return self.cycles()
 
@@ -305,6 +331,8 @@ class Driver:
     # ------------------------------------------------------------------ the whole run
     def run(self, x: Any, *, profile: bool = False) -> RunResult:
         """Run a batch through every stage; see :class:`RunResult`."""
+        if self.program.segmented:
+            return self._run_segments(x, profile)
         times = StageTimes()
         with times.measure("pack"):
             streams = self.pack(x)
@@ -320,6 +348,40 @@ class Driver:
                     profiles.append(self.profile())
             with times.measure("copy_from_device"):
                 outputs[i] = self.copy_from_device()
+        with times.measure("unpack"):
+            logits, traces = self.unpack(outputs)
+        return RunResult(logits=logits, predictions=logits.argmax(axis=1), cycles=cycles, traces=traces,
+                         profile=np.stack(profiles) if profile else None, times=times)
+
+    def _run_segments(self, x: Any, profile: bool) -> RunResult:
+        """:meth:`run` for a band-tiled program: per sample, its segments one after the other."""
+        program, times = self.program, StageTimes()
+        with times.measure("pack"):
+            values = packing.validate_batch(x, program)
+        outputs = np.zeros((values.shape[0], program.output_words), dtype=np.uint64)
+        cycles = np.zeros(values.shape[0], dtype=np.int64)
+        profiles = []
+        for i, sample in enumerate(values):
+            with times.measure("pack"):
+                tensors = segments.host_tensors(program, sample)
+            counts = []
+            for segment, (commands, _) in enumerate(program.segments()):
+                with times.measure("pack"):
+                    stream = segments.segment_stream(program, segment, tensors)
+                with times.measure("copy_to_device"):
+                    self.copy_to_device(stream)
+                with times.measure("execute"):
+                    cycles[i] += self.execute(sample=i, segment=segment)
+                    if profile:
+                        counts.append(self.profile(len(commands)))
+                with times.measure("copy_from_device"):
+                    span = segments.segment_output_words(program, segment)
+                    words = self.copy_from_device()[span.start:span.stop]
+                with times.measure("unpack"):
+                    segments.absorb(program, segment, words, tensors)
+                    outputs[i, span.start:span.stop] = words
+            if profile:
+                profiles.append(np.concatenate(counts))
         with times.measure("unpack"):
             logits, traces = self.unpack(outputs)
         return RunResult(logits=logits, predictions=logits.argmax(axis=1), cycles=cycles, traces=traces,

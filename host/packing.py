@@ -10,7 +10,8 @@ top of that:
   sample and value;
 * :func:`pack_batch` turns a batch into one stream per sample (``uint64 [B, words]``);
 * :func:`packets` lists the output packets (each one DMA receive, ending with TLAST)
-  with their word offsets;
+  with their word offsets, :func:`segment_packets` the same per segment of a band-tiled
+  program (whose segment streams :mod:`hw.accel.segments` builds from the host tensors);
 * :func:`unpack_batch` turns ``[B, output_words]`` back into ``int64`` logits
   ``[B, classes]`` and traces in the integer model's layout ``[T, B, ...]``.
 """
@@ -27,7 +28,15 @@ from hw.accel.program import Program, ProgramError
 
 from .errors import InputError
 
-__all__ = ["Packet", "input_layouts", "validate_batch", "pack_batch", "packets", "unpack_batch"]
+__all__ = [
+    "Packet",
+    "input_layouts",
+    "validate_batch",
+    "pack_batch",
+    "packets",
+    "segment_packets",
+    "unpack_batch",
+]
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,12 @@ def packets(program: Program) -> list[Packet]:
         out.append(Packet(spec.name, offset, spec.words))
         offset += spec.words
     return out
+
+
+def segment_packets(program: Program) -> list[list[Packet]]:
+    """:func:`packets` split by segment (offsets stay those of the whole output stream)."""
+    every = packets(program)
+    return [[every[i] for i in outputs] for _, outputs in program.segments()]
 
 
 def unpack_batch(words: np.ndarray, program: Program) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -111,14 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.gesture:
         gesture = _untrained("hw-gesture")
         pynq = get_config("pynq-z2")
-        rep, stages, resident = plan(gesture, pynq)
-        print("\nhw-gesture (2x128x128, T=16) on pynq-z2:")
+        rep, _, resident = plan(gesture, pynq)
+        print("\nhw-gesture (2x128x128, T=16) on pynq-z2 (the compiled band-tiled program):")
         print(rep.table())
-        for stage in stages:
-            print(
-                f"  band-tiled: {' + '.join(stage.commands)} in {stage.bands} bands, "
-                f"+{stage.extra_cycles} cycles, DDR {8 * (stage.words_in + stage.words_out) / 1024:.0f} KiB"
-            )
         print(
             f"  a fully resident schedule would need {resident} activation words "
             f"({resident * pynq.timesteps / 8 / 1024:.0f} KiB)"

@@ -103,7 +103,10 @@ class FakeCore:
                 return value
         if regmap.PROFILE_BASE <= offset < regmap.PROFILE_BASE + 4 * cfg.profile_depth:
             index = (offset - regmap.PROFILE_BASE) // 4
-            return 100 + index if index < self.commands else 0
+            if index >= self.commands:
+                return 0
+            # As the core: command c's count lands in entry c mod depth, the last writer wins.
+            return 100 + index + cfg.profile_depth * ((self.commands - 1 - index) // cfg.profile_depth)
         return 0
 
     def write(self, offset: int, value: int) -> None:

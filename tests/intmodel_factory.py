@@ -45,6 +45,44 @@ def random_int_model(seed: int, *, groupings: tuple[str, ...] = ("joint",), time
                  stride=1, padding=1),
         Op(name="tokens", kind="tokens", inputs=("tokenizer.1",)),
     ]
+    ops += _transformer(rng, cfg, d, groupings, heads, classes)
+    return IntModel(numerics=cfg, input_shape=(c0, img, img), timesteps=timesteps, num_classes=classes,
+                    ops=tuple(ops), preset="random", model_config={"seed": seed}, event=event)
+
+
+def banded_int_model(seed: int, *, timesteps: int = 3, img: int = 16, d: int = 16, heads: int = 2,
+                     classes: int = 3, pool1: tuple[int, int, int] = (2, 2, 0)) -> IntModel:
+    """A random model whose tokenizer dwarfs its transformer (band-tiling tests).
+
+    One input channel of ``img x img``; stage 0: conv 1 -> 4 (3x3, stride 1, pad 1) and a
+    3x3 max-pool (stride 2, pad 1); stage 1: conv 4 -> 16 (3x3, stride 2, pad 1) and a 2x2
+    max-pool (stride 2; ``pool1`` = kernel, stride, padding); stage 2: conv 16 -> ``d`` (1x1),
+    then the tokens (``img / 8`` squared with the default pool).
+    """
+    rng = np.random.default_rng(seed)
+    cfg = NumericsConfig()
+    ops = [
+        _synapse(rng, "tokenizer.0", "conv", ("input",), (4, 1, 3, 3), cfg.input_max // 16, cfg,
+                 stride=1, padding=1),
+        Op(name="tokenizer.0.pool", kind="maxpool", inputs=("tokenizer.0",),
+           params={"kernel": 3, "stride": 2, "padding": 1}),
+        _synapse(rng, "tokenizer.1", "conv", ("tokenizer.0.pool",), (16, 4, 3, 3), 1, cfg,
+                 stride=2, padding=1),
+        Op(name="tokenizer.1.pool", kind="maxpool", inputs=("tokenizer.1",),
+           params=dict(zip(("kernel", "stride", "padding"), pool1, strict=True))),
+        _synapse(rng, "tokenizer.2", "conv", ("tokenizer.1.pool",), (d, 16, 1, 1), 1, cfg,
+                 stride=1, padding=0),
+        Op(name="tokens", kind="tokens", inputs=("tokenizer.2",)),
+    ]
+    ops += _transformer(rng, cfg, d, ("joint",), heads, classes)
+    return IntModel(numerics=cfg, input_shape=(1, img, img), timesteps=timesteps, num_classes=classes,
+                    ops=tuple(ops), preset="random-banded", model_config={"seed": seed}, event=True)
+
+
+def _transformer(rng: np.random.Generator, cfg: NumericsConfig, d: int, groupings: tuple[str, ...],
+                 heads: int, classes: int) -> list[Op]:
+    """One block (attention per grouping, MLP) on the ``tokens`` op, and the head."""
+    ops: list[Op] = []
     stream, r = "tokens", 1
     for j, grouping in enumerate(groupings):
         base = f"blocks.0.attn.{j}"
@@ -65,8 +103,7 @@ def random_int_model(seed: int, *, groupings: tuple[str, ...] = ("joint",), time
                   tensors={"weight": rng.integers(-cfg.weight_max, cfg.weight_max + 1, (classes, d)),
                            "bias": rng.integers(-1000, 1000, classes)},
                   reference={"logit_scale": 0.001}))
-    return IntModel(numerics=cfg, input_shape=(c0, img, img), timesteps=timesteps, num_classes=classes,
-                    ops=tuple(ops), preset="random", model_config={"seed": seed}, event=event)
+    return ops
 
 
 def random_input(model: IntModel, batch: int, seed: int, *, high: int = 40) -> np.ndarray:

@@ -6,6 +6,8 @@ Host side (pure Python):
 * :mod:`hw.accel.regmap` -- the AXI4-Lite register map (RTL decoder, driver constants, docs);
 * :mod:`hw.accel.descriptors` -- the command descriptor format and its field rules;
 * :mod:`hw.accel.program`, :mod:`hw.accel.compiler` -- programs compiled from integer models;
+* :mod:`hw.accel.bands`, :mod:`hw.accel.banding` -- band tiling of oversize conv stages (geometry,
+  emission), :mod:`hw.accel.segments` -- the host side of band-tiled (multi-segment) programs;
 * :mod:`hw.accel.emulator` -- functional model of the stream protocol;
 * :mod:`hw.accel.perf` -- analytic cycle model.
 

@@ -11,6 +11,13 @@ command per op with its constant payload (docs/accelerator.md, "Stream protocol"
 
 With ``trace=True`` a ``STORE`` after every op streams its output back, so a mismatch
 can be located (:meth:`Program.decode` returns them in the integer model's trace layout).
+
+A conv stage (a conv and the max-pool that is its only reader) whose tensors do not fit
+the free activation memory runs band tiled (:mod:`hw.accel.banding`): bands of rows in
+from and out to host tensors, the program split into segments where the host must feed
+back what it received (docs/accelerator.md, sections 3 and 6). The sample itself starts
+in host memory and is LOADed whole by its first resident reader, so a model that fits
+compiles exactly as before: one segment, the input LOAD first.
 Everything a configuration cannot hold raises :class:`CompileError` naming the op.
 """
 
@@ -22,9 +29,19 @@ import numpy as np
 
 from golden.intmodel import IntModel, Op
 from golden.overflow import overflow_report, signed_bits
+from hw.accel.banding import banded_stage
+from hw.accel.bands import BandedStage
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.descriptors import Descriptor, DescriptorError, Grouping, Opcode
-from hw.accel.program import Command, OutputSpec, Program, pack_fields, stream_words_for
+from hw.accel.program import (
+    Command,
+    HostSlice,
+    HostTensor,
+    OutputSpec,
+    Program,
+    pack_fields,
+    stream_words_for,
+)
 
 __all__ = ["CompileError", "compile_model"]
 
@@ -46,11 +63,16 @@ class _Region:
 
 @dataclass
 class _Value:
-    region: _Region
+    region: _Region | None  # None: the value is only in host memory (``host``)
     positions: int  # H W (image-like) or N (tokens)
     channels: int
     planes: int
     shape: tuple[int, ...]  # trace layout without batch: (T, C, H, W) or (T, N, D)
+    host: str | None = None  # host tensor holding the whole value (band-tiled programs)
+
+    @property
+    def words(self) -> int:
+        return self.positions * self.channels * self.planes
 
 
 class _Allocator:
@@ -60,6 +82,22 @@ class _Allocator:
         self.depth = depth
         self.free: list[tuple[int, int]] = [(0, depth)]
         self.peak = 0
+
+    def trial(self) -> _Allocator:
+        """A copy to try allocations on without touching this one."""
+        copy = _Allocator(self.depth)
+        copy.free, copy.peak = list(self.free), self.peak
+        return copy
+
+    def fits(self, sizes: list[int]) -> bool:
+        """Whether regions of ``sizes`` can all be allocated now (tried on a copy)."""
+        trial = self.trial()
+        try:
+            for size in sizes:
+                trial.alloc(size, "")
+        except CompileError:
+            return False
+        return True
 
     def alloc(self, size: int, op: str) -> _Region:
         fits = [(length, i) for i, (_, length) in enumerate(self.free) if length >= size]
@@ -101,6 +139,12 @@ class _Builder:
         self.outputs: list[OutputSpec] = []
         self.op_commands: dict[str, list[int]] = {}
         self.t = model.timesteps
+        # Band tiling (docs/accelerator.md, section 6): host tensors, segments, stages.
+        self.tensors: dict[str, HostTensor] = {}
+        self.segment_starts: list[int] = []
+        self.pending: set[str] = set()  # host tensors the current segment writes
+        self.stages: list[BandedStage] = []
+        self.last_use: dict[str, int] = {}
 
     # -------------------------------------------------------------- helpers
     def emit(
@@ -110,16 +154,18 @@ class _Builder:
         payload: np.ndarray | None = None,
         *,
         is_input: bool = False,
+        feed: HostSlice | None = None,
         **fields: int,
     ) -> None:
         index = len(self.commands)
-        descriptor = Descriptor(opcode, index, {k: int(v) for k, v in fields.items() if v})
+        first = self.segment_starts[-1] if self.segment_starts else 0
+        descriptor = Descriptor(opcode, index - first, {k: int(v) for k, v in fields.items() if v})
         try:
             descriptor.validate(self.cfg)
         except DescriptorError as exc:
             raise CompileError(op, str(exc)) from None
         payload = np.zeros(0, dtype=np.uint64) if payload is None else payload.astype(np.uint64)
-        self.commands.append(Command(descriptor, payload, op, is_input))
+        self.commands.append(Command(descriptor, payload, op, is_input, feed))
         self.op_commands.setdefault(op, []).append(index)
 
     def new_value(
@@ -153,10 +199,58 @@ class _Builder:
 
     # -------------------------------------------------------------- ops
     def input(self) -> None:
+        # The sample starts in host memory; its first reader loads it whole (command 0 of
+        # a program that fits) unless that reader is band tiled and loads bands of it.
         c, h, w = self.model.input_shape
         planes = self.model.numerics.input_bits
-        value = self.new_value("input", h * w, c, planes, (self.t, c, h, w))
-        self.emit("input", Opcode.LOAD, is_input=True, dst=value.region.start, count=value.region.size)
+        value = _Value(None, h * w, c, planes, (self.t, c, h, w), host="input")
+        self.values["input"] = value
+        self.tensors["input"] = HostTensor("input", value.words, value.shape, planes)
+
+    def resident(self, name: str) -> _Value:
+        """The value ``name`` in the activation memory, LOADed whole from the host if it is not."""
+        value = self.values[name]
+        if value.region is not None:
+            return value
+        if value.host is None:  # a band-tiled conv output only its fused pool read
+            raise CompileError(name, "value is neither in the activation memory nor in host memory")
+        region = self.alloc.alloc(value.words, name)
+        if name == "input":
+            self.emit(name, Opcode.LOAD, is_input=True, dst=region.start, count=region.size)
+        else:
+            self.feed(name, HostSlice(value.host, 0, value.words), dst=region.start)
+        value.region = region
+        return value
+
+    def value_in_host(
+        self, host: str | None, positions: int, channels: int, shape: tuple[int, ...]
+    ) -> _Value:
+        """A spike value held only in the host tensor ``host`` (``None``: nowhere, no reader left)."""
+        return _Value(None, positions, channels, 1, shape, host=host)
+
+    def feed(self, name: str, part: HostSlice, *, dst: int) -> None:
+        """A LOAD of host words; a new segment starts first if this segment writes them."""
+        if part.tensor in self.pending:
+            self.cut()
+        self.emit(name, Opcode.LOAD, feed=part, dst=dst, count=part.count)
+
+    def send(self, name: str, command: str, *, src: int, part: HostSlice) -> None:
+        """A STORE of activation words into a slice of a host tensor."""
+        self.emit(command, Opcode.STORE, src0=src, count=part.count)
+        tensor = self.tensors[part.tensor]
+        self.outputs.append(
+            OutputSpec(
+                name, stream_words_for(part.count, self.cfg.timesteps), tensor.shape, tensor.planes,
+                part.count, part,
+            )
+        )
+        self.pending.add(part.tensor)
+
+    def cut(self) -> None:
+        """End the segment: the host must feed words this segment stores into the next one."""
+        self.emit("end", Opcode.END)
+        self.segment_starts.append(len(self.commands))
+        self.pending.clear()
 
     def synapse(self, op: Op) -> None:
         src = self.values[op.inputs[0]]
@@ -335,7 +429,8 @@ class _Builder:
                 "",
                 f"model has {model.timesteps} time steps, configuration {cfg.name!r} holds {cfg.timesteps}",
             )
-        last_use = {"input": -1}
+        last_use = self.last_use
+        last_use["input"] = -1
         for i, op in enumerate(model.ops):
             for name in op.inputs:
                 last_use[name] = i
@@ -349,22 +444,23 @@ class _Builder:
             "head": self.head,
         }
         self.input()
-        for i, op in enumerate(model.ops):
+        i = 0
+        while i < len(model.ops):
+            op = model.ops[i]
+            stage = self.oversize_stage(i)
+            if stage:
+                banded_stage(self, i, *stage)
+                for j in range(i, i + len(stage)):
+                    self.retire(j, model.ops[j])
+                i += len(stage)
+                continue
+            for name in op.inputs:
+                self.resident(name)
             handlers[op.kind](op)
             if self.trace and op.kind != "head":
                 self.store(op.name)
-            # Regions die with their last reader (an alias such as `tokens` keeps its source alive).
-            for name in op.inputs:
-                region = self.values[name].region
-                region.last_use = max(region.last_use, last_use[name])
-            if op.name in self.values:
-                region = self.values[op.name].region
-                region.last_use = max(region.last_use, last_use.get(op.name, i))
-            live = {id(v.region): v.region for v in self.values.values()}
-            for region in live.values():
-                if region.last_use <= i and region.size:
-                    self.alloc.release(region)
-                    region.size = 0
+            self.retire(i, op)
+            i += 1
         self.emit("end", Opcode.END)
         return Program(
             config=cfg,
@@ -376,7 +472,62 @@ class _Builder:
             event=model.event,
             num_classes=model.num_classes,
             op_commands={k: tuple(v) for k, v in self.op_commands.items()},
+            segment_starts=tuple(self.segment_starts),
+            tensors=tuple(self.tensors.values()) if self.stages else (),
+            stages=tuple(self.stages),
         )
+
+    def retire(self, i: int, op: Op) -> None:
+        """Free the regions whose last reader is op ``i`` (an alias such as `tokens` keeps its
+        source alive)."""
+        last_use = self.last_use
+        for name in op.inputs:
+            region = self.values[name].region
+            if region is not None:
+                region.last_use = max(region.last_use, last_use[name])
+        value = self.values.get(op.name)
+        if value is not None and value.region is not None:
+            value.region.last_use = max(value.region.last_use, last_use.get(op.name, i))
+        live = {id(v.region): v.region for v in self.values.values() if v.region is not None}
+        for region in live.values():
+            if region.last_use <= i and region.size:
+                self.alloc.release(region)
+                region.size = 0
+
+    # -------------------------------------------------------------- band tiling
+    def oversize_stage(self, i: int) -> list[Op]:
+        """The ops of a conv stage at op ``i`` that must run band tiled, else ``[]``.
+
+        A stage is an image conv and the max-pool that is its only reader. It is band
+        tiled when it cannot run resident: its input (loaded whole if it is in host
+        memory), its output and the pool's output do not fit the free activation memory.
+        """
+        ops = self.model.ops
+        conv = ops[i]
+        if conv.kind != "conv":
+            return []
+        stage = [conv]
+        if (
+            i + 1 < len(ops)
+            and ops[i + 1].kind == "maxpool"
+            and ops[i + 1].inputs[0] == conv.name
+            and self.last_use.get(conv.name) == i + 1
+        ):
+            stage.append(ops[i + 1])
+        src = self.values[conv.inputs[0]]
+        trial = self.alloc.trial()
+        try:
+            region = trial.alloc(src.words, "") if src.region is None else src.region
+            _, c, oh, ow = self.model.shapes[conv.name]
+            trial.alloc(oh * ow * c, "")
+            if len(stage) == 2:
+                if self.last_use[conv.inputs[0]] == i and region.size:
+                    trial.release(region)  # the conv's input dies before the pool runs
+                _, c, ph, pw = self.model.shapes[stage[1].name]
+                trial.alloc(ph * pw * c, "")
+        except CompileError:
+            return stage
+        return []
 
 
 def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = False) -> Program:
@@ -394,7 +545,9 @@ def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = F
     Raises
     ------
     CompileError
-        When a value, weight block, group or width does not fit the configuration.
+        When a value, weight block, group or width does not fit the configuration (an
+        oversize conv stage is band tiled first; the error names it when not even a band
+        of one output row fits).
     """
     if not isinstance(model, IntModel):
         raise TypeError(f"compile_model needs a golden.intmodel.IntModel, not {type(model).__name__}")

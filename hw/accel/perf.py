@@ -10,19 +10,31 @@ own per-command cycle counters (the ``PROFILE`` registers) within 5%.
 :func:`estimate` gives one :class:`CommandEstimate` per command of a compiled
 :class:`~hw.accel.program.Program`; :func:`report` adds the totals (cycles, frames per
 second, stream / DDR traffic, on-chip memory, synaptic operations per cycle and
-utilization of the synapse array).
+utilization of the synapse array). A band-tiled program (docs/accelerator.md, section 6)
+is reported as what it does: every band's LOAD, CONV (with its weights), POOL and STORE
+is a command of the program, and the stream traffic counts every word in both
+directions; :func:`plan` adds the stages' band counts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hw.accel.bands import BandedStage
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.descriptors import DESC_WORDS, Descriptor, Grouping, Opcode
 from hw.accel.lifunit import spike_fifo_depth
 from hw.accel.program import Program, stream_words_for
 
-__all__ = ["CommandEstimate", "PerfReport", "command_cycles", "estimate", "report", "COMMAND_OVERHEAD"]
+__all__ = [
+    "CommandEstimate",
+    "PerfReport",
+    "command_cycles",
+    "estimate",
+    "report",
+    "plan",
+    "COMMAND_OVERHEAD",
+]
 
 #: Cycles of every command outside its engine: descriptor fetch, check and completion.
 COMMAND_OVERHEAD = DESC_WORDS + 2
@@ -151,16 +163,15 @@ def command_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
 
 
 def estimate(program: Program) -> list[CommandEstimate]:
-    """Per-command estimates of a program (input payload counted with its real size)."""
+    """Per-command estimates of a program (host-fed LOAD payloads counted with their real size)."""
     cfg = program.config
     out: list[CommandEstimate] = []
     outputs = iter(program.outputs)
     for index, command in enumerate(program.commands):
         d = command.descriptor
         cycles, ops = command_cycles(d, cfg)
-        words_in = DESC_WORDS + (
-            stream_words_for(d.count, cfg.timesteps) if command.is_input else len(command.payload)
-        )
+        fed = command.is_input or command.feed is not None
+        words_in = DESC_WORDS + (stream_words_for(d.count, cfg.timesteps) if fed else len(command.payload))
         words_out = next(outputs).words if d.opcode in (Opcode.STORE, Opcode.HEAD) else 0
         out.append(CommandEstimate(index, command.name, d.opcode, cycles, ops, words_in, words_out))
     return out
@@ -190,6 +201,10 @@ class PerfReport:
         Highest activation-memory address the program touches.
     layer_cycles:
         Model op name -> cycles of its commands.
+    segments:
+        Segments the program runs in (1 unless band tiled; each is one ``START`` .. ``END``).
+    stages:
+        The band-tiled stages (:class:`hw.accel.bands.BandedStage`).
     """
 
     config: AcceleratorConfig
@@ -202,6 +217,8 @@ class PerfReport:
     onchip_bits: dict[str, int]
     amem_words_used: int
     layer_cycles: dict[str, int] = field(default_factory=dict)
+    segments: int = 1
+    stages: tuple[BandedStage, ...] = ()
 
     @property
     def ops_per_cycle(self) -> float:
@@ -229,6 +246,17 @@ class PerfReport:
             f"on-chip memory: {mbit:.2f} Mbit ({buffers}); "
             f"activations used: {self.amem_words_used} of {self.config.amem_depth} words",
         ]
+        if self.stages:
+            rows.append(f"band tiled in {self.segments} segments:")
+        for stage in self.stages:
+            cycles = sum(self.commands[i].cycles for i in stage.commands)
+            words_in = sum(self.commands[i].words_in for i in stage.commands)
+            words_out = sum(self.commands[i].words_out for i in stage.commands)
+            rows.append(
+                f"  {' + '.join(stage.ops)}: {stage.bands} bands of {stage.rows_per_band} rows, "
+                f"{cycles} cycles, stream {8 * words_in / 1024:.1f} KiB in / "
+                f"{8 * words_out / 1024:.1f} KiB out, band buffers {stage.amem_words} words"
+            )
         return "\n".join(rows)
 
 
@@ -254,101 +282,28 @@ def report(program: Program) -> PerfReport:
         onchip_bits=cfg.memory_bits(),
         amem_words_used=used,
         layer_cycles=layers,
+        segments=len(program.segments()),
+        stages=tuple(program.stages),
     )
 
 
-@dataclass(frozen=True)
-class SpilledStage:
-    """A conv (and the max-pool that follows it) whose tensors exceed the activation memory.
+def plan(model: object, config: AcceleratorConfig) -> tuple[PerfReport, tuple[BandedStage, ...], int]:
+    """Compile ``model`` for ``config`` and report what the program does.
 
-    It runs in ``bands`` bands of output rows: each band's input rows come from DDR
-    (``LOAD``) and its output rows go back (``STORE``); the conv's weights stream once
-    per band. ``extra_cycles`` and the traffic are what this adds to the resident schedule.
-    """
-
-    commands: tuple[str, ...]
-    bands: int
-    words_in: int
-    words_out: int
-    extra_cycles: int
-
-
-def _spilled_stages(program: Program, depth: int) -> list[SpilledStage]:
-    cfg = program.config
-    commands = program.commands
-    stages = []
-    i = 0
-    while i < len(commands):
-        d = commands[i].descriptor
-        if d.opcode != Opcode.CONV or d.in_h == 1:
-            i += 1
-            continue
-        group = [i]
-        nxt = commands[i + 1].descriptor if i + 1 < len(commands) else None
-        if nxt is not None and nxt.opcode == Opcode.POOL and nxt.src0 == d.dst:
-            group.append(i + 1)
-        regions = {(start, size) for j in group for _, start, size in commands[j].descriptor.regions()}
-        working = sum(size for _, size in regions)
-        if working > depth:
-            first, last = commands[group[0]].descriptor, commands[group[-1]].descriptor
-            words_in = first.regions()[0][2]
-            words_out = last.regions()[-1][2]
-            bands = -(-working // depth)
-            weights = len(commands[group[0]].payload)
-            extra = (
-                words_in
-                + _TRANSFER_EXTRA[Opcode.LOAD]
-                + words_out
-                + _TRANSFER_EXTRA[Opcode.STORE]
-                + 2 * COMMAND_OVERHEAD
-            ) * 1 + (bands - 1) * (weights + len(group) * COMMAND_OVERHEAD)
-            stages.append(
-                SpilledStage(
-                    tuple(commands[j].name for j in group),
-                    bands,
-                    stream_words_for(words_in, cfg.timesteps) + (bands - 1) * weights,
-                    stream_words_for(words_out, cfg.timesteps),
-                    extra,
-                )
-            )
-        i += len(group)
-    return stages
-
-
-def plan(model: object, config: AcceleratorConfig) -> tuple[PerfReport, list[SpilledStage], int]:
-    """Report for a model that may not fit ``config``'s activation memory.
-
-    The model is compiled for a copy of ``config`` with an unbounded activation memory
-    (the other limits still apply), every conv stage whose tensors exceed the real memory
-    is charged the band-tiling cost of :class:`SpilledStage` (an estimate: halo rows are
-    not counted), and the report's cycles, frame rate and DDR traffic include it.
+    Conv stages that do not fit the activation memory are band tiled by the compiler
+    (:mod:`hw.accel.banding`); the report's cycles, traffic and memory are those of the
+    compiled program's commands, bands included.
 
     Returns
     -------
-    (report, spilled stages, activation words the resident schedule would need)
+    (report, band-tiled stages, activation words a fully resident schedule would need)
     """
     import dataclasses
 
     from hw.accel.compiler import compile_model
 
+    program = compile_model(model, config)  # type: ignore[arg-type]
+    # The resident figure compiles for a copy without the memory limit (nothing is banded).
     unbounded = dataclasses.replace(config, amem_depth=1 << 24)
-    program = compile_model(model, unbounded)  # type: ignore[arg-type]
-    base = report(program)
-    stages = _spilled_stages(program, config.amem_depth)
-    extra = sum(s.extra_cycles for s in stages)
-    cycles = base.cycles + extra
-    layers = dict(base.layer_cycles)
-    for stage in stages:
-        layers[stage.commands[0]] += stage.extra_cycles  # the band loads / stores of the stage
-    result = dataclasses.replace(
-        base,
-        config=config,
-        cycles=cycles,
-        fps=config.clock_mhz * 1e6 / cycles,
-        layer_cycles=layers,
-        onchip_bits=config.memory_bits(),
-        stream_in_bytes=base.stream_in_bytes + 8 * sum(s.words_in for s in stages),
-        stream_out_bytes=base.stream_out_bytes + 8 * sum(s.words_out for s in stages),
-        amem_words_used=min(base.amem_words_used, config.amem_depth),
-    )
-    return result, stages, base.amem_words_used
+    resident = report(compile_model(model, unbounded)).amem_words_used  # type: ignore[arg-type]
+    return report(program), tuple(program.stages), resident

@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hw.accel.bands import BandedStage
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.descriptors import Descriptor, Opcode
 
 __all__ = [
     "Command",
+    "HostSlice",
+    "HostTensor",
     "OutputSpec",
     "Program",
     "ProgramError",
@@ -101,6 +104,57 @@ def stream_words_for(count: int, hw_timesteps: int) -> int:
     return -(-count // per)
 
 
+def _trace_value(act: np.ndarray, shape: tuple[int, ...], planes: int) -> np.ndarray:
+    """Activation words -> the integer model's trace layout with a batch axis of one."""
+    t = shape[0]
+    if len(shape) == 4:  # image-like [T, C, H, W]
+        _, c, h, w = shape
+        value = unpack_activation(act, positions=h * w, channels=c, planes=planes, timesteps=t)
+        value = value.transpose(0, 2, 1).reshape(t, c, h, w)
+    else:  # tokens [T, N, D]
+        _, n, d = shape
+        value = unpack_activation(act, positions=n, channels=d, planes=planes, timesteps=t)
+    return value[:, None]
+
+
+@dataclass(frozen=True)
+class HostSlice:
+    """Activation words ``[offset, offset + count)`` of the host tensor ``tensor``.
+
+    A band-tiled program moves tensors through host memory (DDR): a STORE's packet lands
+    at a slice of a host tensor, a LOAD's payload is a slice of one.
+    """
+
+    tensor: str
+    offset: int
+    count: int
+
+
+@dataclass(frozen=True)
+class HostTensor:
+    """A tensor the host holds between segments of a band-tiled program.
+
+    Attributes
+    ----------
+    name:
+        The model value (``"input"``: the sample itself).
+    count:
+        Activation words (``positions x C x P``).
+    shape:
+        Trace layout without the batch axis (as :attr:`OutputSpec.shape`).
+    planes:
+        Bit planes.
+    trace:
+        The tensor is a traced layer output (:meth:`Program.decode` returns it).
+    """
+
+    name: str
+    count: int
+    shape: tuple[int, ...]
+    planes: int
+    trace: bool = False
+
+
 @dataclass(frozen=True, eq=False)
 class Command:
     """One command of a program.
@@ -115,12 +169,15 @@ class Command:
         What it implements: a model op name, ``"input"``, ``"trace:<op>"`` or ``"end"``.
     is_input:
         The command whose payload is the packed sample.
+    feed:
+        A LOAD whose payload the host assembles from a host tensor (band-tiled programs).
     """
 
     descriptor: Descriptor
     payload: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     name: str = ""
     is_input: bool = False
+    feed: HostSlice | None = None
 
     @property
     def opcode(self) -> Opcode:
@@ -144,6 +201,9 @@ class OutputSpec:
         Bit planes of the stored value (activation packets).
     count:
         Activation words in the packet.
+    slice:
+        Where the packet goes in a host tensor (band-tiled programs); ``None`` for a
+        whole traced value or the logits.
     """
 
     name: str
@@ -151,6 +211,7 @@ class OutputSpec:
     shape: tuple[int, ...]
     planes: int = 0
     count: int = 0
+    slice: HostSlice | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +238,16 @@ class Program:
         Logits per sample.
     op_commands:
         Model op name -> indices of the commands that implement it (for per-layer cycle reports).
+    segment_starts:
+        Index of the first command of every segment after the first. A band-tiled program
+        is a sequence of *segments*, each a complete program (``START`` ... ``END``, command
+        indices from 0) run after the previous one, because a segment's LOADs need words
+        an earlier segment STOREd; the activation memory keeps its contents from one
+        segment to the next (it is never cleared). Empty: one segment.
+    tensors:
+        Host tensors of a band-tiled program (:class:`HostTensor`).
+    stages:
+        The band-tiled stages (:class:`hw.accel.bands.BandedStage`).
     """
 
     config: AcceleratorConfig
@@ -188,17 +259,46 @@ class Program:
     event: bool
     num_classes: int
     op_commands: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    segment_starts: tuple[int, ...] = ()
+    tensors: tuple[HostTensor, ...] = ()
+    stages: tuple[BandedStage, ...] = ()
 
     @property
     def output_words(self) -> int:
         return sum(spec.words for spec in self.outputs)
 
     @property
+    def segmented(self) -> bool:
+        """The host feeds the program words it sent back (band tiling): run it segment by segment."""
+        return bool(self.segment_starts or self.tensors)
+
+    def segments(self) -> list[tuple[range, range]]:
+        """``(command indices, output indices)`` of every segment, in run order."""
+        bounds = [0, *self.segment_starts, len(self.commands)]
+        result, first_output = [], 0
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            packets = sum(c.opcode in (Opcode.STORE, Opcode.HEAD) for c in self.commands[start:stop])
+            result.append((range(start, stop), range(first_output, first_output + packets)))
+            first_output += packets
+        return result
+
+    @property
     def trace_names(self) -> list[str]:
-        return [spec.name for spec in self.outputs if spec.name != "logits"]
+        traced = {t.name for t in self.tensors if t.trace}
+        names: list[str] = []
+        for spec in self.outputs:
+            if spec.name == "logits" or (spec.slice is not None and spec.name not in traced):
+                continue
+            if spec.name not in names:
+                names.append(spec.name)
+        return names
 
     def input_words(self, x: np.ndarray) -> np.ndarray:
         """Payload of the input load for one sample ``[T, C, H, W]`` or (static) ``[C, H, W]``."""
+        return words_to_stream(self.input_activations(x), self.config.timesteps)
+
+    def input_activations(self, x: np.ndarray) -> np.ndarray:
+        """Activation words of one sample (the host tensor ``"input"``)."""
         x = np.asarray(x)
         if x.dtype.kind == "f":
             if not np.isfinite(x).all() or (x != np.round(x)).any():
@@ -219,11 +319,15 @@ class Program:
             raise ProgramError(f"input values must lie in [0, {limit}], got [{x.min()}, {x.max()}]")
         c, h, w = step
         tokens = x.reshape(self.timesteps, c, h * w).transpose(0, 2, 1)
-        words = activation_words(tokens, planes=self.input_planes, hw_timesteps=self.config.timesteps)
-        return words_to_stream(words, self.config.timesteps)
+        return activation_words(tokens, planes=self.input_planes, hw_timesteps=self.config.timesteps)
 
     def stream(self, x: np.ndarray) -> np.ndarray:
         """The whole input stream (``uint64`` words) that runs one sample; the last word carries TLAST."""
+        if self.segmented:
+            raise ProgramError(
+                f"the program runs in {len(self.segments())} segment(s) fed by the host (band tiling); "
+                f"run it with hw.accel.segments.run_program or host.driver.Driver"
+            )
         parts = []
         for command in self.commands:
             parts.append(np.asarray(command.descriptor.words(), dtype=np.uint64))
@@ -240,6 +344,7 @@ class Program:
         if words.size != self.output_words:
             raise ProgramError(f"output stream has {words.size} words, the program sends {self.output_words}")
         offset, logits, trace = 0, None, {}
+        tensors = {t.name: np.zeros(t.count, dtype=np.uint64) for t in self.tensors if t.trace}
         for spec in self.outputs:
             chunk = words[offset : offset + spec.words]
             offset += spec.words
@@ -247,15 +352,14 @@ class Program:
                 logits = chunk.view(np.int64).copy()
                 continue
             act = stream_to_words(chunk, spec.count, self.config.timesteps)
-            t = spec.shape[0]
-            if len(spec.shape) == 4:  # image-like [T, C, H, W]
-                _, c, h, w = spec.shape
-                value = unpack_activation(act, positions=h * w, channels=c, planes=spec.planes, timesteps=t)
-                value = value.transpose(0, 2, 1).reshape(t, c, h, w)
-            else:  # tokens [T, N, D]
-                _, n, d = spec.shape
-                value = unpack_activation(act, positions=n, channels=d, planes=spec.planes, timesteps=t)
-            trace[spec.name] = value[:, None]
+            if spec.slice is not None:  # a band of a host tensor
+                if spec.slice.tensor in tensors:
+                    tensors[spec.slice.tensor][spec.slice.offset : spec.slice.offset + spec.count] = act
+                continue
+            trace[spec.name] = _trace_value(act, spec.shape, spec.planes)
+        for tensor in self.tensors:
+            if tensor.trace:
+                trace[tensor.name] = _trace_value(tensors[tensor.name], tensor.shape, tensor.planes)
         if logits is None:
             raise ProgramError("the program has no logits output")
         return logits, trace

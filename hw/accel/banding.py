@@ -1,0 +1,187 @@
+"""Emission of a band-tiled conv stage (the compiler's side of docs/accelerator.md, section 6).
+
+:func:`banded_stage` is called by the compiler (:mod:`hw.accel.compiler`) for a conv,
+with the max-pool that is its only reader, whose tensors do not fit the activation
+memory. It picks the tallest band of output rows whose buffers fit (geometry in
+:mod:`hw.accel.bands`) and emits per band::
+
+    LOAD   input rows (halo included) from a host tensor      -> buffer A
+    CONV   A -> B  (pad_top only where the band touches the top padding)
+    STORE  B's conv rows (traced programs only, each conv row once)
+    POOL   B -> A  (the input rows are dead once the conv ran)
+    STORE  A's output rows                                     -> host tensor
+
+Each band's CONV carries the whole weight payload: weights are held per output-channel
+group in WMEM while one band's positions use them, so they stream once per band.
+The stage's output then lives only in host memory; its next reader LOADs it whole or,
+if that reader is an oversize stage too, band-wise (a new segment starts first, since
+the host must feed words this segment stored).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from golden.intmodel import Op
+from hw.accel.bands import BandedStage, StageGeometry, Window, largest_fitting_rows, plan_bands
+from hw.accel.descriptors import Opcode
+from hw.accel.program import HostSlice, HostTensor
+
+if TYPE_CHECKING:  # the compiler imports this module
+    from hw.accel.compiler import _Builder
+
+__all__ = ["banded_stage"]
+
+
+def _geometry(builder: _Builder, conv: Op, pool: Op | None) -> StageGeometry:
+    src = builder.values[conv.inputs[0]]
+    _, _, ih, iw = src.shape
+    _, c, oh, ow = builder.model.shapes[conv.name]
+    k = conv.tensors["weight"].shape[2]
+    geometry = dict(
+        in_rows=ih,
+        in_row_words=iw * src.channels * src.planes,
+        conv=Window(k, conv.params["stride"], conv.params["padding"]),
+        conv_rows=oh,
+        conv_row_words=ow * c,
+    )
+    if pool is not None:
+        _, _, ph, pw = builder.model.shapes[pool.name]
+        p = pool.params
+        geometry.update(
+            pool=Window(p["kernel"], p["stride"], p["padding"]), pool_rows=ph, pool_row_words=pw * c
+        )
+    return StageGeometry(**geometry)
+
+
+def _buffers(bands: list, geometry: StageGeometry) -> tuple[int, int]:
+    """Words of buffer A (input rows; the pooled rows reuse it) and buffer B (conv rows)."""
+    words = [band.words(geometry) for band in bands]
+    pooled = geometry.pool is not None
+    a = max(max(w[0], w[2]) if pooled else w[0] for w in words)
+    return a, max(w[1] for w in words)
+
+
+def banded_stage(builder: _Builder, index: int, conv: Op, pool: Op | None = None) -> None:
+    """Emit ``conv`` (model op ``index``) and ``pool`` band by band; see the module docstring."""
+    from hw.accel.compiler import CompileError
+
+    cfg, trace = builder.cfg, builder.trace
+    src_name = conv.inputs[0]
+    src = builder.values[src_name]
+    ops = (conv.name,) if pool is None else (conv.name, pool.name)
+    first_command = len(builder.commands)
+    if src.host is None:  # produced on chip: send it to the host, then read it back in bands
+        builder.tensors.setdefault(src_name, HostTensor(src_name, src.words, src.shape, src.planes))
+        whole = HostSlice(src_name, 0, src.words)
+        builder.send(src_name, f"spill:{src_name}", src=src.region.start, part=whole)
+        src.host = src_name
+    if src.region is not None and builder.last_use[src_name] <= index:
+        builder.alloc.release(src.region)  # nothing else reads it on chip: make room for the bands
+        src.region.size = 0
+        src.region = None
+
+    geometry = _geometry(builder, conv, pool)
+    rows = largest_fitting_rows(
+        geometry, lambda bands: builder.alloc.fits(list(_buffers(bands, geometry))), cover_conv=trace
+    )
+    if rows == 0:
+        a, b = _buffers(plan_bands(geometry, 1, cover_conv=trace), geometry)
+        free = max((length for _, length in builder.alloc.free), default=0)
+        raise CompileError(
+            conv.name,
+            f"stage {' + '.join(ops)} does not fit the activation memory even in bands of one output "
+            f"row: a band needs {a} + {b} words, the largest free block holds {free} of amem_depth "
+            f"{cfg.amem_depth}; use a configuration with a larger amem_depth",
+        )
+    bands = plan_bands(geometry, rows, cover_conv=trace)
+    size_a, size_b = _buffers(bands, geometry)
+    buf_a, buf_b = builder.alloc.alloc(size_a, conv.name), builder.alloc.alloc(size_b, conv.name)
+
+    _, c, oh, ow = builder.model.shapes[conv.name]
+    conv_shape = (builder.t, c, oh, ow)
+    if pool is None or trace:  # the conv's own rows go to the host (its output, or its trace)
+        builder.tensors[conv.name] = HostTensor(conv.name, oh * ow * c, conv_shape, 1, trace)
+    out_name = conv.name if pool is None else pool.name
+    if pool is not None:
+        _, _, ph, pw = builder.model.shapes[pool.name]
+        builder.tensors[pool.name] = HostTensor(pool.name, ph * pw * c, (builder.t, c, ph, pw), 1, trace)
+    out_row = geometry.pool_row_words if pool is not None else geometry.conv_row_words
+
+    weight = conv.tensors["weight"]
+    out_c, in_c, k, _ = weight.shape
+    taps = weight.transpose(0, 2, 3, 1).reshape(out_c, -1)  # fan-in order (dy, dx, c), as `synapse`
+    payload = builder.synapse_payload(taps, conv.tensors["bias"], conv.tensors["threshold"])
+    builder.check_acc(conv, cfg.acc_bits, "synapse accumulator (acc_bits)")
+    load_words = store_words = 0
+    for band in bands:
+        (a0, a1), (c0, c1), (q0, q1) = band.inp, band.conv, band.out
+        part = HostSlice(src.host, a0 * geometry.in_row_words, (a1 - a0) * geometry.in_row_words)
+        builder.feed(conv.name, part, dst=buf_a.start)
+        load_words += part.count
+        builder.emit(
+            conv.name,
+            Opcode.CONV,
+            payload,
+            src0=buf_a.start,
+            dst=buf_b.start,
+            timesteps=builder.t,
+            in_h=a1 - a0,
+            in_w=src.shape[3],
+            in_c=in_c,
+            planes_in=src.planes,
+            out_h=c1 - c0,
+            out_w=ow,
+            out_c=out_c,
+            kernel=k,
+            stride=conv.params["stride"],
+            pad_top=band.conv_pad_top,
+            pad_left=conv.params["padding"],
+        )
+        if pool is not None and trace and band.owned[1] > band.owned[0]:
+            r0, r1 = band.owned
+            part = HostSlice(conv.name, r0 * geometry.conv_row_words, (r1 - r0) * geometry.conv_row_words)
+            start = buf_b.start + (r0 - c0) * geometry.conv_row_words
+            builder.send(conv.name, f"trace:{conv.name}", src=start, part=part)
+            store_words += part.count
+        if pool is not None:
+            p = pool.params
+            builder.emit(
+                pool.name,
+                Opcode.POOL,
+                src0=buf_b.start + band.pool_skip * geometry.conv_row_words,
+                dst=buf_a.start,
+                timesteps=builder.t,
+                in_h=c1 - c0 - band.pool_skip,
+                in_w=ow,
+                in_c=c,
+                out_h=q1 - q0,
+                out_w=pw,
+                planes_in=1,
+                kernel=p["kernel"],
+                stride=p["stride"],
+                pad_top=band.pool_pad_top,
+                pad_left=p["padding"],
+            )
+        part = HostSlice(out_name, q0 * out_row, (q1 - q0) * out_row)
+        builder.send(out_name, out_name, src=(buf_a if pool is not None else buf_b).start, part=part)
+        store_words += part.count
+    builder.alloc.release(buf_a)
+    builder.alloc.release(buf_b)
+
+    # The outputs live in host memory only; readers load them (resident or band-wise).
+    host = conv.name if conv.name in builder.tensors else None  # None: read by the pool only, gone
+    builder.values[conv.name] = builder.value_in_host(host, oh * ow, c, conv_shape)
+    if pool is not None:
+        builder.values[pool.name] = builder.value_in_host(pool.name, ph * pw, c, (builder.t, c, ph, pw))
+    builder.stages.append(
+        BandedStage(
+            ops=ops,
+            bands=len(bands),
+            rows_per_band=rows,
+            commands=tuple(range(first_command, len(builder.commands))),
+            load_words=load_words,
+            store_words=store_words,
+            amem_words=size_a + size_b,
+        )
+    )
