@@ -23,7 +23,7 @@ from hw.accel.compiler import CompileError, compile_model
 from hw.accel.config import get_config
 from hw.accel.descriptors import Opcode
 from hw.accel.emulator import Emulator
-from hw.accel.perf import plan, report
+from hw.accel.perf import estimate, plan, report
 from hw.accel.program import ProgramError
 from hw.accel.segments import host_tensors, run_program, segment_input_words, segment_stream
 
@@ -269,7 +269,8 @@ def test_hw_gesture_compiles_for_pynq_z2(gesture) -> None:
     assert (again.cycles, again.stream_in_bytes, again.stream_out_bytes) == (
         rep.cycles, rep.stream_in_bytes, rep.stream_out_bytes)
     assert sum(c.opcode == Opcode.CONV for c in program.commands) == 8 + 4 + 2 + 1 + 2 * 6
-    assert 12e6 < rep.cycles < 13.5e6
+    assert rep.cycles == sum(e.cycles for e in estimate(program))
+    assert 5e6 < rep.cycles < 20e6  # about 12 M: the tokenizer's 128 x 128 stages dominate
 
 
 @pytest.mark.slow
