@@ -34,7 +34,7 @@ from hw.generate import verilog_of
 from sim.lint import Waiver
 
 __all__ = [
-    "WAIVERS", "SHORTENED_OPERATORS", "VERILOG_FILE",
+    "WAIVERS", "PENDING_CONV_REWRITE", "SHORTENED_OPERATORS", "VERILOG_FILE",
     "line_waivers", "waiver_text", "describe", "generate", "main",
 ]
 
@@ -50,6 +50,37 @@ SHORTENED_OPERATORS: tuple[str, ...] = (
     "ADD", "SUB", "MUL", "NEGATE", "EQ", "NEQ",
     "LT", "LTE", "GT", "GTE", "LTS", "LTES", "GTS", "GTES",
     "SHIFTL", "SHIFTR", "SHIFTRS",
+)
+
+#: Warnings of hw/accel/conv.py, which is being rewritten (with serial_synapse.py and
+#: hw/synapse_pe.py); each is scoped to the signal it names. Drop them with the rewrite.
+PENDING_CONV_REWRITE: tuple[Waiver, ...] = (
+    Waiver(
+        "WIDTHTRUNC",
+        "conv.py (pending rewrite): `index == 0` is written as `!index`; spell it `~index.any()`.",
+        match="Logical operator LOGNOT expects 1 bit on the LHS, but LHS's VARREF 'index' generates *",
+    ),
+    *(
+        Waiver(
+            "UNUSEDSIGNAL",
+            f"conv.py (pending rewrite): {why}",
+            match=f"Bits of signal are not used: '{name}'[*]",
+        )
+        for name, why in (
+            ("conv_addr_at_b", "the activation address loop output is signed_address() wide but "
+                               "only its ADDRESS_BITS low bits address the memory."),
+            ("conv_init", "the registered start address keeps the full product width of "
+                          "its expression; only the loop output's width is loaded."),
+            ("conv_waddr_at_b", "the 20-bit weight address loop output is wider than the "
+                                "weight memory's address."),
+        )
+    ),
+    Waiver(
+        "UNUSEDSIGNAL",
+        "conv.py (pending rewrite): the tag FIFO stores the ADDRESS_BITS + 1 bit output address "
+        "but the writer reads only ADDRESS_BITS of it (bit ADDRESS_BITS of `r_data`).",
+        match="Bits of signal are not used: 'r_data'[32]",
+    ),
 )
 
 #: Warnings waived in the accelerator's generated Verilog only (``-file`` scoped), each by
@@ -73,6 +104,28 @@ WAIVERS: tuple[Waiver, ...] = (
         "once the writer strips the zero constant; only FSM state registers are waived.",
         match="Logical operator LOGNOT expects 1 bit on the LHS, but LHS's VARREF '*_state' generates *",
     ),
+    # AXI4-Lite fixes these ports' widths; the register file uses only part of them.
+    *(
+        Waiver(
+            "UNUSEDSIGNAL",
+            "AXI4-Lite addresses are byte addresses; the registers are 32-bit words, so the "
+            "byte offset is ignored (as the protocol allows a 32-bit slave to).",
+            match=f"Bits of signal are not used: '{port}'[1:0]",
+        )
+        for port in ("s_axi_awaddr", "s_axi_araddr")
+    ),
+    Waiver(
+        "UNUSEDSIGNAL",
+        "CONTROL is the only writable register and its fields (START, SOFT_RESET) sit in the low "
+        "bits of byte 0; the other data bits are ignored, as regmap documents.",
+        match="Bits of signal are not used: 's_axi_wdata'[31:*]",
+    ),
+    Waiver(
+        "UNUSEDSIGNAL",
+        "Only byte 0 of CONTROL holds fields, so only its write strobe gates the write.",
+        match="Bits of signal are not used: 's_axi_wstrb'[3:1]",
+    ),
+    *PENDING_CONV_REWRITE,
     Waiver(
         "DECLFILENAME",
         "Amaranth writes the whole hierarchy into one file; submodules are named `top.sub`.",
@@ -94,6 +147,21 @@ FSM_CASE_REASON = (
 #: themselves (a port seen from the parent as `desc$17`, a field forwarded to a submodule,
 #: a loop count driven from a descriptor field). Whether those nets are used is checked on
 #: them; the alias itself carries no logic.
+#: Amaranth also decodes every FSM state (``state == encoding``, ``!state`` for the first) for
+#: ``fsm.ongoing()``, whether or not anything asks.
+FSM_DECODE_REASON = (
+    "Amaranth decodes each FSM state into an anonymous net whether or not it is read; waived "
+    "line by line on `$N` wires driven only by such a decode."
+)
+
+#: Amaranth's netlist folds an always-true OR (``~valid | ready`` with ``ready`` tied to 1 in
+#: the parent) and swaps a mux on a negated select (``Mux(~c, a, b)``), but keeps the now
+#: unread negation as an anonymous net.
+NEGATION_REASON = (
+    "Amaranth folds the logic that read a negation (an OR with a tied-high input, a mux on a "
+    "negated select) but keeps the anonymous `~x` net; waived line by line on `$N = ~ x` wires."
+)
+
 ALIAS_REASON = (
     "Amaranth keeps a named wire for a signal driven by pure wiring but hands its readers the "
     "driving nets; waived line by line on such wire declarations only."
@@ -104,11 +172,14 @@ _WIRING = re.compile(r"[\w\s'\[\]:{},$]*")
 _ASSIGN = re.compile(r"^\s*assign (\\\S+ |[\w$]+)(?:\[[^\]]*\])? = (.*);$")
 _WIRE = re.compile(r"^\s*wire (?:\[[^\]]*\] )?(\\\S+ |[\w$]+);$")
 _FSM_CASE = re.compile(r"^\s*casez \([\w$]+_state\)$")
+_NEGATION = re.compile(r"~ (?:\\\S+|[\w$]+)")
+_FSM_DECODE = re.compile(r"(?:! [\w$]+_state|[\w$]+_state == \d+'h[0-9a-f]+)")
 
 
 def line_waivers(verilog: str) -> list[tuple[str, int, str]]:
     """``(rule, line, reason)`` for the warnings of ``verilog`` that only a line can scope:
-    the FSM state switches and the declarations of pure-wiring aliases (see above)."""
+    the FSM state switches, the unread FSM state decodes and negations, and the declarations
+    of pure-wiring aliases (see above)."""
     lines = verilog.splitlines()
     found: list[tuple[str, int, str]] = []
     # Per module: every driver of each named wire, and where it is declared.
@@ -116,6 +187,8 @@ def line_waivers(verilog: str) -> list[tuple[str, int, str]]:
     for begin, end in itertools.pairwise(bounds):
         declared: dict[str, int] = {}
         pure: dict[str, bool] = {}
+        decodes: set[str] = set()
+        negations: set[str] = set()
         for i in range(begin, end):
             line = lines[i]
             if _FSM_CASE.match(line):
@@ -124,12 +197,22 @@ def line_waivers(verilog: str) -> list[tuple[str, int, str]]:
                 declared[wire.group(1).strip()] = i + 1
             elif (assign := _ASSIGN.match(line)) is not None:
                 name = assign.group(1).strip()
+                if name.startswith("\\$") and _FSM_DECODE.fullmatch(assign.group(2)):
+                    decodes.add(name)
+                if name.startswith("\\$") and _NEGATION.fullmatch(assign.group(2).strip()):
+                    negations.add(name)
                 wiring = _WIRING.fullmatch(_ESCAPED.sub(" ", assign.group(2) + " ")) is not None
                 pure[name] = pure.get(name, True) and wiring
         found.extend(
             ("UNUSEDSIGNAL", line, ALIAS_REASON)
             for name, line in declared.items()
             if pure.get(name, False)
+        )
+        found.extend(
+            ("UNUSEDSIGNAL", line, FSM_DECODE_REASON) for name, line in declared.items() if name in decodes
+        )
+        found.extend(
+            ("UNUSEDSIGNAL", line, NEGATION_REASON) for name, line in declared.items() if name in negations
         )
     return sorted(found, key=lambda item: item[1])
 
