@@ -142,11 +142,6 @@ FSM_CASE_REASON = (
     "has no default arm to give; waived line by line on `casez (*_state)` only."
 )
 
-#: A named wire whose every driver is pure wiring (a copy, slice, concatenation or constant)
-#: is never read in Amaranth's output: the netlist hands its readers the driving nets
-#: themselves (a port seen from the parent as `desc$17`, a field forwarded to a submodule,
-#: a loop count driven from a descriptor field). Whether those nets are used is checked on
-#: them; the alias itself carries no logic.
 #: Amaranth also decodes every FSM state (``state == encoding``, ``!state`` for the first) for
 #: ``fsm.ongoing()``, whether or not anything asks.
 FSM_DECODE_REASON = (
@@ -162,6 +157,11 @@ NEGATION_REASON = (
     "negated select) but keeps the anonymous `~x` net; waived line by line on `$N = ~ x` wires."
 )
 
+#: A named wire whose every driver is pure wiring (a copy, slice, concatenation or constant)
+#: is never read in Amaranth's output: the netlist hands its readers the driving nets
+#: themselves (a port seen from the parent as `desc$17`, a field forwarded to a submodule,
+#: a loop count driven from a descriptor field). Whether those nets are used is checked on
+#: them; the alias itself carries no logic.
 ALIAS_REASON = (
     "Amaranth keeps a named wire for a signal driven by pure wiring but hands its readers the "
     "driving nets; waived line by line on such wire declarations only."
@@ -187,8 +187,7 @@ def line_waivers(verilog: str) -> list[tuple[str, int, str]]:
     for begin, end in itertools.pairwise(bounds):
         declared: dict[str, int] = {}
         pure: dict[str, bool] = {}
-        decodes: set[str] = set()
-        negations: set[str] = set()
+        helpers: dict[str, str] = {}  # anonymous FSM decodes and negations -> reason
         for i in range(begin, end):
             line = lines[i]
             if _FSM_CASE.match(line):
@@ -196,24 +195,18 @@ def line_waivers(verilog: str) -> list[tuple[str, int, str]]:
             elif (wire := _WIRE.match(line)) is not None:
                 declared[wire.group(1).strip()] = i + 1
             elif (assign := _ASSIGN.match(line)) is not None:
-                name = assign.group(1).strip()
-                if name.startswith("\\$") and _FSM_DECODE.fullmatch(assign.group(2)):
-                    decodes.add(name)
-                if name.startswith("\\$") and _NEGATION.fullmatch(assign.group(2).strip()):
-                    negations.add(name)
-                wiring = _WIRING.fullmatch(_ESCAPED.sub(" ", assign.group(2) + " ")) is not None
+                name, driver = assign.group(1).strip(), assign.group(2).strip()
+                if name.startswith("\\$") and _FSM_DECODE.fullmatch(driver):
+                    helpers[name] = FSM_DECODE_REASON
+                elif name.startswith("\\$") and _NEGATION.fullmatch(driver):
+                    helpers[name] = NEGATION_REASON
+                wiring = _WIRING.fullmatch(_ESCAPED.sub(" ", driver + " ")) is not None
                 pure[name] = pure.get(name, True) and wiring
-        found.extend(
-            ("UNUSEDSIGNAL", line, ALIAS_REASON)
-            for name, line in declared.items()
-            if pure.get(name, False)
-        )
-        found.extend(
-            ("UNUSEDSIGNAL", line, FSM_DECODE_REASON) for name, line in declared.items() if name in decodes
-        )
-        found.extend(
-            ("UNUSEDSIGNAL", line, NEGATION_REASON) for name, line in declared.items() if name in negations
-        )
+        for name, line in declared.items():
+            if pure.get(name, False):
+                found.append(("UNUSEDSIGNAL", line, ALIAS_REASON))
+            elif name in helpers:
+                found.append(("UNUSEDSIGNAL", line, helpers[name]))
     return sorted(found, key=lambda item: item[1])
 
 
