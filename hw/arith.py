@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 from amaranth.hdl import Cat, Const, Mux, Value, signed
 
-__all__ = ["extend", "saturate", "saturate_unsigned", "signed_max", "signed_min", "tree_sum"]
+__all__ = [
+    "equals", "extend", "saturate", "saturate_unsigned", "signed_max", "signed_min", "tree_sum", "word_at",
+]
 
 
 def extend(value: Value, width: int) -> Value:
@@ -82,3 +84,26 @@ def tree_sum(terms: Sequence[Value], width: int) -> Value:
         paired = [(level[i] + level[i + 1])[:width] for i in range(0, len(level) - 1, 2)]
         level = paired + level[len(level) - len(level) % 2:]
     return level[0]
+
+
+def equals(value: Value, constant: int) -> Value:
+    """``value == constant``, spelled ``~value.any()`` for 0.
+
+    Amaranth's writer strips the zero constant and emits ``!value``, a logical not of a
+    multi-bit value that Verilator reports (``WIDTHTRUNC`` on ``LOGNOT``); a reduction
+    is the same test without it.
+    """
+    value = Value.cast(value)
+    return ~value.any() if constant == 0 else value == constant
+
+
+def word_at(value: Value, index: Value, width: int) -> Value:
+    """``value.word_select(index, width)`` as a full-width shift and a constant slice.
+
+    Amaranth writes a variable part-select as one shift assigned straight to the narrow
+    result, which Verilator reports as ``WIDTHTRUNC``; the slice of a full-width shift is
+    the same bits (zero past the end, as the part-select) without it.
+    """
+    value = Value.cast(value)
+    offset = index if width == 1 else index * width
+    return (value >> offset)[:width]

@@ -127,6 +127,14 @@ class StreamBench:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
 
+    async def check_sticky(self, flag: str, cause: str) -> None:
+        """After the stimulus ``cause`` (which must raise the sticky output ``flag``) has drained:
+        ``flag`` is 1 one edge later, and the next :meth:`reset` clears it."""
+        await RisingEdge(self.dut.clk)
+        assert int(getattr(self.dut, flag).value) == 1, f"{cause} did not raise {flag}"
+        await self.reset()
+        assert int(getattr(self.dut, flag).value) == 0, f"{flag} not cleared by reset"
+
     def set_traffic(self, *, valid_prob: float = 1.0, ready_prob: float = 1.0) -> None:
         """Idle probability ``1 - valid_prob`` on every source, stall ``1 - ready_prob`` on every sink."""
         for source in self.sources.values():

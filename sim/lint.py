@@ -94,8 +94,13 @@ def write_waivers(directory: Path, waivers: Sequence[Waiver] = WAIVERS) -> Path:
     return path
 
 
-def lint(verilog: Path, *, waivers: Path, verilator: Path | None = None) -> None:
+def lint(
+    verilog: Path, *, waivers: Path, extra_waivers: Sequence[Path] = (), verilator: Path | None = None
+) -> None:
     """``verilator --lint-only -Wall`` on one generated file.
+
+    ``extra_waivers`` are further control files for that file only (the accelerator top's
+    ``accel_waivers.vlt``), read after ``waivers`` as the simulation build reads them.
 
     Raises
     ------
@@ -106,7 +111,7 @@ def lint(verilog: Path, *, waivers: Path, verilator: Path | None = None) -> None
     verilog = Path(verilog)
     if not verilog.is_file():
         raise FileNotFoundError(f"Verilog file {verilog} does not exist")
-    command = [str(executable), "--lint-only", "-Wall", str(waivers), str(verilog)]
+    command = [str(executable), "--lint-only", "-Wall", str(waivers), *map(str, extra_waivers), str(verilog)]
     result = subprocess.run(command, capture_output=True, text=True, check=False,
                             env=verilator_environment(executable))
     messages = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("%")]

@@ -66,7 +66,33 @@ class CycleCounter:
         return int(get_sim_time(unit="ps")) // self.period_ps
 
 
-class StreamSource:
+class _StreamEnd:
+    """What a source and a sink share: the port's three signals, the shared cycle counter,
+    the random traffic pattern, and a task that calls :meth:`_edge` on every rising edge.
+    Subclasses set their own state, then call :meth:`_start`."""
+
+    def __init__(self, dut: SimHandleBase, prefix: str, *, counter: CycleCounter, rng: random.Random) -> None:
+        self.name = prefix
+        self.valid = _port(dut, prefix, "valid")
+        self.ready = _port(dut, prefix, "ready")
+        self.payload = _port(dut, prefix, "payload")
+        self.counter = counter
+        self.rng = rng
+
+    def _start(self) -> None:
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        edge = RisingEdge(self.counter.clock)
+        while True:
+            await edge
+            self._edge()
+
+    def _edge(self) -> None:
+        raise NotImplementedError
+
+
+class StreamSource(_StreamEnd):
     """Drives ``prefix__valid`` / ``prefix__payload`` from a queue of packed payloads.
 
     Parameters
@@ -83,19 +109,14 @@ class StreamSource:
 
     def __init__(self, dut: SimHandleBase, prefix: str, *, counter: CycleCounter, rng: random.Random,
                  valid_prob: float = 1.0) -> None:
-        self.name = prefix
-        self.valid = _port(dut, prefix, "valid")
-        self.ready = _port(dut, prefix, "ready")
-        self.payload = _port(dut, prefix, "payload")
-        self.counter = counter
-        self.rng = rng
+        super().__init__(dut, prefix, counter=counter, rng=rng)
         self.valid_prob = _check_probability("valid_prob", valid_prob)
         self.queue: deque[int] = deque()
         #: Cycle at which each beat was accepted, in order.
         self.accepted: list[int] = []
         self.valid.value = 0
         self._offering = False
-        self._task = cocotb.start_soon(self._run())
+        self._start()
 
     def send(self, words: Iterable[int]) -> None:
         """Queue packed payloads; they are offered in order."""
@@ -106,24 +127,21 @@ class StreamSource:
         """Nothing queued and nothing on offer."""
         return not self.queue and not self._offering
 
-    async def _run(self) -> None:
-        edge = RisingEdge(self.counter.clock)
-        while True:
-            await edge
-            if self._offering and self.ready.value:
-                self.accepted.append(self.counter.cycle)
-                self.queue.popleft()
-                self._offering = False
-            if self.queue and (self._offering or self.rng.random() < self.valid_prob):
-                if not self._offering:
-                    self.payload.value = self.queue[0]
-                    self._offering = True
-                self.valid.value = 1
-            else:
-                self.valid.value = 0
+    def _edge(self) -> None:
+        if self._offering and self.ready.value:
+            self.accepted.append(self.counter.cycle)
+            self.queue.popleft()
+            self._offering = False
+        if self.queue and (self._offering or self.rng.random() < self.valid_prob):
+            if not self._offering:
+                self.payload.value = self.queue[0]
+                self._offering = True
+            self.valid.value = 1
+        else:
+            self.valid.value = 0
 
 
-class StreamSink:
+class StreamSink(_StreamEnd):
     """Drives ``prefix__ready`` and records every beat the design transfers.
 
     Parameters
@@ -140,29 +158,21 @@ class StreamSink:
 
     def __init__(self, dut: SimHandleBase, prefix: str, *, counter: CycleCounter, rng: random.Random,
                  ready_prob: float = 1.0) -> None:
-        self.name = prefix
-        self.valid = _port(dut, prefix, "valid")
-        self.ready = _port(dut, prefix, "ready")
-        self.payload = _port(dut, prefix, "payload")
-        self.counter = counter
-        self.rng = rng
+        super().__init__(dut, prefix, counter=counter, rng=rng)
         self.ready_prob = _check_probability("ready_prob", ready_prob)
         #: Received payload words and the cycle of each transfer.
         self.words: list[int] = []
         self.cycles: list[int] = []
         self.ready.value = 1 if self.ready_prob == 1.0 else 0
         self._ready = self.ready_prob == 1.0
-        self._task = cocotb.start_soon(self._run())
+        self._start()
 
-    async def _run(self) -> None:
-        edge = RisingEdge(self.counter.clock)
-        while True:
-            await edge
-            if self._ready and self.valid.value:
-                self.words.append(self.payload.value.to_unsigned())
-                self.cycles.append(self.counter.cycle)
-            self._ready = self.ready_prob == 1.0 or self.rng.random() < self.ready_prob
-            self.ready.value = int(self._ready)
+    def _edge(self) -> None:
+        if self._ready and self.valid.value:
+            self.words.append(self.payload.value.to_unsigned())
+            self.cycles.append(self.counter.cycle)
+        self._ready = self.ready_prob == 1.0 or self.rng.random() < self.ready_prob
+        self.ready.value = int(self._ready)
 
     async def wait_for(self, count: int, *, max_cycles: int) -> None:
         """Wait until ``count`` beats have arrived, at most ``max_cycles`` cycles from now."""

@@ -27,6 +27,7 @@ from amaranth.lib.wiring import Out
 from hw.accel.config import AcceleratorConfig
 from hw.accel.descriptors import Grouping
 from hw.accel.ports import engine_members
+from hw.arith import equals, word_at
 from hw.attention_pe import SpikeAttention
 
 __all__ = ["AttentionEngine"]
@@ -64,9 +65,9 @@ class AttentionEngine(wiring.Component):
         cmem_rd = cmem.read_port(transparent_for=())
         m.d.comb += [self.overflow.eq(pe.group_overflow), pe.out.ready.eq(1)]
 
-        joint = d.grouping == int(Grouping.JOINT)
-        temporal = d.grouping == int(Grouping.TEMPORAL)
-        spatial = d.grouping == int(Grouping.SPATIAL)
+        joint = equals(d.grouping, int(Grouping.JOINT))
+        temporal = equals(d.grouping, int(Grouping.TEMPORAL))
+        spatial = equals(d.grouping, int(Grouping.SPATIAL))
         hd = d.head_dim
         # Loop state: head, group, position within the group, position n, row t, word j, chunk.
         head = Signal(8)
@@ -101,7 +102,7 @@ class AttentionEngine(wiring.Component):
         m.d.sync += [cap_valid.eq(reading), cap_j.eq(j)]
         with m.If(cap_valid):
             for f in range(dim):
-                with m.If(cap_j == f):
+                with m.If(equals(cap_j, f)):
                     m.d.sync += kbits[f].eq(self.rd.data)
                 with m.If(cap_j == hd + f):
                     m.d.sync += vbits[f].eq(self.rd.data)
@@ -109,7 +110,7 @@ class AttentionEngine(wiring.Component):
         m.d.comb += feature_mask.eq((1 << hd) - 1)
 
         def row_of(bits: list[Signal]) -> Value:
-            return Cat(*(b.bit_select(row, 1) for b in bits)) & feature_mask
+            return Cat(*(word_at(b, row, 1) for b in bits)) & feature_mask
 
         # ---------------------------------------------------------------- PE rows and the current memory
         group_end = last_pos & (row == last_row)
@@ -138,8 +139,8 @@ class AttentionEngine(wiring.Component):
         m.d.sync += [lif_cap.eq(lif_reading), lif_cap_t.eq(row)]
         with m.If(lif_cap):
             for t in range(steps):
-                with m.If(lif_cap_t == t):
-                    m.d.sync += gather[t].eq(cmem_rd.data.word_select(chunk, lif_lanes * membrane))
+                with m.If(equals(lif_cap_t, t)):
+                    m.d.sync += gather[t].eq(word_at(cmem_rd.data, chunk, lif_lanes * membrane))
         job = self.lif_job
         for lane in range(lif_lanes):
             for t in range(steps):

@@ -33,6 +33,7 @@ from hw.accel.lifunit import LIFUnit
 from hw.accel.ports import word_stream
 from hw.accel.regmap import DescriptorFault, ErrorFlag
 from hw.accel.transfer import LoadEngine, StoreEngine
+from hw.arith import equals
 
 __all__ = ["AcceleratorCore", "ENGINES"]
 
@@ -178,11 +179,11 @@ class AcceleratorCore(wiring.Component):
 
         # Descriptor checks, in order of precedence.
         rules = field_checks(desc, cfg)
-        opcode_ok = Cat(*(desc.opcode == int(op) for op in Opcode)).any()
+        opcode_ok = Cat(*(equals(desc.opcode, int(op)) for op in Opcode)).any()
         rule_fail = Signal()
         rule_number = Signal(8)
         for op, op_rules in rules.items():
-            with m.If(desc.opcode == int(op)):
+            with m.If(equals(desc.opcode, int(op))):
                 for number, ok in reversed(list(enumerate(op_rules.values()))):
                     with m.If(~ok):
                         m.d.comb += [rule_fail.eq(1), rule_number.eq(number)]

@@ -137,10 +137,12 @@ def group_size(grouping: Any, timesteps: Any, tokens: Any) -> Any:
         ]
     from amaranth.hdl import Mux
 
+    from hw.arith import equals
+
     return Mux(
-        grouping == int(Grouping.JOINT),
+        equals(grouping, int(Grouping.JOINT)),
         timesteps * tokens,
-        Mux(grouping == int(Grouping.TEMPORAL), timesteps, tokens),
+        Mux(equals(grouping, int(Grouping.TEMPORAL)), timesteps, tokens),
     )
 
 

@@ -13,8 +13,9 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
 from hw.accel.config import AcceleratorConfig
-from hw.accel.loops import LoopNest, read_stage, registered, signed_address
+from hw.accel.loops import LoopNest, read_stage, registered
 from hw.accel.ports import ADDRESS_BITS, engine_members
+from hw.arith import equals
 
 __all__ = ["PoolEngine", "AddEngine"]
 
@@ -50,12 +51,15 @@ class PoolEngine(_Engine):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         d = self.desc
-        addr_shape = signed_address(ADDRESS_BITS)
         row = registered(m, d.in_w * d.in_c, "pool_row")
         s_row = registered(m, d.stride * d.in_w * d.in_c, "pool_s_row")
         s_c = registered(m, d.stride * d.in_c, "pool_s_c")
         o_row = registered(m, d.out_w * d.in_c, "pool_o_row")
-        init = registered(m, d.src0 - d.pad_top * d.in_w * d.in_c - d.pad_left * d.in_c, "pool_init")
+        # The read port takes ADDRESS_BITS bits and additions carry only upwards, so the loop
+        # keeps the address modulo 2**ADDRESS_BITS: a negative (padding) one just wraps, and
+        # padded positions do not read anyway.
+        start = d.src0 - d.pad_top * d.in_w * d.in_c - d.pad_left * d.in_c
+        init = registered(m, start[:ADDRESS_BITS], "pool_init")
 
         m.submodules.loop = loop = LoopNest("pool", [("oy", 16), ("ox", 16), ("c", 16), ("dy", 8), ("dx", 8)])
         for level, count in (
@@ -67,11 +71,11 @@ class PoolEngine(_Engine):
         ):
             m.d.comb += loop.count[level].eq(count)
         addr = loop.output(
-            "addr", addr_shape, init, {"oy": s_row, "ox": s_c, "c": 1, "dy": row, "dx": d.in_c}
+            "addr", ADDRESS_BITS, init, {"oy": s_row, "ox": s_c, "c": 1, "dy": row, "dx": d.in_c}
         )
         iy = loop.output("iy", signed(18), -d.pad_top, {"oy": d.stride, "dy": 1})
         ix = loop.output("ix", signed(18), -d.pad_left, {"ox": d.stride, "dx": 1})
-        oaddr = loop.output("oaddr", ADDRESS_BITS + 1, d.dst, {"oy": o_row, "ox": d.in_c, "c": 1})
+        oaddr = loop.output("oaddr", ADDRESS_BITS, d.dst, {"oy": o_row, "ox": d.in_c, "c": 1})
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
 
@@ -121,9 +125,9 @@ class AddEngine(_Engine):
         d = self.desc
         m.submodules.loop = loop = LoopNest("add", [("e", 32), ("j", 8), ("op", 1)])
         m.d.comb += [loop.count["e"].eq(d.count), loop.count["j"].eq(d.planes_out), loop.count["op"].eq(2)]
-        a_addr = loop.output("a", ADDRESS_BITS + 1, d.src0, {"e": d.planes_in, "j": 1})
-        b_addr = loop.output("b", ADDRESS_BITS + 1, d.src1, {"e": d.planes_in2, "j": 1})
-        o_addr = loop.output("o", ADDRESS_BITS + 1, d.dst, {"e": d.planes_out, "j": 1})
+        a_addr = loop.output("a", ADDRESS_BITS, d.src0, {"e": d.planes_in, "j": 1})
+        b_addr = loop.output("b", ADDRESS_BITS, d.src1, {"e": d.planes_in2, "j": 1})
+        o_addr = loop.output("o", ADDRESS_BITS, d.dst, {"e": d.planes_out, "j": 1})
         op, j = loop.idx["op"], loop.idx["j"]
         real = Signal()
         m.d.comb += real.eq(Mux(op, j < d.planes_in2, j < d.planes_in))
@@ -133,7 +137,7 @@ class AddEngine(_Engine):
             name="add",
             active=loop.active,
             ready=1,
-            meta={"op": op, "lsb": j == 0, "real": real, "oaddr": o_addr},
+            meta={"op": op, "lsb": equals(j, 0), "real": real, "oaddr": o_addr},
         )
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),

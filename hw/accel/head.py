@@ -18,7 +18,7 @@ from amaranth.lib.memory import Memory
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage, registered
 from hw.accel.ports import ADDRESS_BITS, engine_members
-from hw.arith import extend, tree_sum
+from hw.arith import extend, tree_sum, word_at
 
 __all__ = ["HeadEngine"]
 
@@ -57,9 +57,11 @@ class HeadEngine(wiring.Component):
 
         # ---------------------------------------------------------------- sum-pool
         dp = registered(m, d.in_c * d.planes_in, "head_dp")
-        m.submodules.loop = loop = LoopNest("head", [("c", 16), ("n", 16), ("b", 5)])
+        # The feature index addresses the pooled sums directly: the descriptor check keeps
+        # in_c <= max_features (the memory depth), so it needs no more bits than the address.
+        m.submodules.loop = loop = LoopNest("head", [("c", len(pmem_wr.addr)), ("n", 16), ("b", 5)])
         m.d.comb += [loop.count["c"].eq(d.in_c), loop.count["n"].eq(d.in_w), loop.count["b"].eq(d.planes_in)]
-        addr = loop.output("addr", ADDRESS_BITS + 1, d.src0, {"c": d.planes_in, "n": dp, "b": 1})
+        addr = loop.output("addr", ADDRESS_BITS, d.src0, {"c": d.planes_in, "n": dp, "b": 1})
         stage = read_stage(
             m,
             name="head",
@@ -102,7 +104,7 @@ class HeadEngine(wiring.Component):
         mac_valid = Signal()
         mac_weight = Signal(signed(wbits))
         m.d.comb += [pmem_rd.addr.eq(feature), pmem_rd.en.eq(issue)]
-        m.d.sync += [mac_valid.eq(issue), mac_weight.eq(weights.word_select(slot, wbits).as_signed())]
+        m.d.sync += [mac_valid.eq(issue), mac_weight.eq(word_at(weights, slot, wbits).as_signed())]
         with m.If(mac_valid):
             m.d.sync += acc.eq((acc + mac_weight * pmem_rd.data)[:acc_bits].as_signed())
         shifted = Cat(Const(0, cfg.numerics.frac_bits), acc).as_signed()

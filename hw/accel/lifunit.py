@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.accel.config import AcceleratorConfig
 from hw.accel.ports import ADDRESS_BITS, amem_write_signature, lif_job_layout
+from hw.arith import equals, word_at
 from hw.lif_pe import LIFArray
 
 __all__ = ["LIFUnit", "spike_fifo_depth"]
@@ -108,7 +109,7 @@ class LIFUnit(wiring.Component):
             finish.eq(writing & (lane == lanes - 1)),
             self.wr.addr.eq(tag_addr + lane),
             self.wr.en.eq(writing & (lane < tag_lanes)),
-            self.wr.data.eq(spikes.r_data.word_select(lane, params.timesteps) & self.tmask),
+            self.wr.data.eq(word_at(spikes.r_data, lane, params.timesteps) & self.tmask),
             spikes.r_en.eq(finish),
             tags.r_en.eq(finish),
         ]
@@ -122,5 +123,5 @@ class LIFUnit(wiring.Component):
             m.d.sync += inflight.eq(inflight + 1)
         with m.Elif(finish & ~accept):
             m.d.sync += inflight.eq(inflight - 1)
-        m.d.comb += self.idle.eq(inflight == 0)
+        m.d.comb += self.idle.eq(equals(inflight, 0))
         return m

@@ -149,7 +149,11 @@ def read_stage(m: Module, *, name: str, active: Value, ready: Value, meta: Mappi
     """
     valid = Signal(name=f"{name}_s1_valid")
     advance = Signal(name=f"{name}_advance")
-    m.d.comb += advance.eq(~valid | ready)
+    ready = Value.cast(ready)
+    # A consumer that is always ready (``ready=1``) is written as such: Amaranth would fold
+    # ``~valid | 1`` to 1 but keep the unread ``~valid``.
+    always_ready = isinstance(ready, Const) and ready.value == 1
+    m.d.comb += advance.eq(1 if always_ready else ~valid | ready)
     delayed = {}
     for key, value in meta.items():
         value = Value.cast(value)

@@ -167,15 +167,20 @@ class AcceleratorTop(wiring.Component):
             with m.If(word_addr >= regmap.PROFILE_BASE >> 2):
                 m.d.sync += self.s_axi_rdata.eq(core.profile_data)
             with m.Else():
-                m.d.sync += self.s_axi_rdata.eq(0)
                 with m.Switch(word_addr):
                     for reg in regmap.REGISTERS:
                         if reg.access == "WO":
                             continue
                         with m.Case(reg.offset >> 2):
                             m.d.sync += self.s_axi_rdata.eq(values[reg.name])
-                            if reg.name == "CYCLES_LO":
-                                m.d.sync += cycles_hi.eq(core.cycles[32:])
+                    # Unmapped words read 0: a default arm rather than an assignment before the
+                    # switch, so that the generated `case` is complete.
+                    with m.Default():
+                        m.d.sync += self.s_axi_rdata.eq(0)
+                # Reading CYCLES_LO latches the high half (a consistent 64-bit read); kept out of
+                # the switch, where it would leave cycles_hi's `case` without a default.
+                with m.If(word_addr == regmap.offset("CYCLES_LO") >> 2):
+                    m.d.sync += cycles_hi.eq(core.cycles[32:])
         return m
 
     def _register_values(self, core: AcceleratorCore, cycles_hi: Signal) -> dict[str, Value]:

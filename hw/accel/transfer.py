@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage
 from hw.accel.ports import engine_members
+from hw.arith import word_at
 
 __all__ = ["LoadEngine", "StoreEngine"]
 
@@ -57,7 +58,7 @@ class LoadEngine(wiring.Component):
             take.eq(self.words_in.valid & self.words_in.ready),
             self.wr.addr.eq(d.dst + index),
             self.wr.en.eq(full),
-            self.wr.data.eq(buffer.word_select(sub, t)),
+            self.wr.data.eq(word_at(buffer, sub, t)),
         ]
         with m.If(self.start):
             m.d.sync += [self.busy.eq(1), index.eq(0), sub.eq(0), full.eq(0)]
