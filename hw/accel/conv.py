@@ -31,9 +31,10 @@ from amaranth.lib.wiring import Out
 
 from hw.accel.banked import BankedMemory
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
-from hw.accel.loops import LoopNest, read_stage, registered, signed_address
+from hw.accel.loops import LoopNest, read_stage, registered
 from hw.accel.ports import ADDRESS_BITS, engine_members
 from hw.accel.serial_synapse import SerialSynapseArray
+from hw.arith import equals
 from hw.synapse_pe import SynapseArray
 
 __all__ = ["ConvEngine"]
@@ -115,21 +116,23 @@ class ConvEngine(wiring.Component):
             syn = SynapseArray(syn_params)
         m.submodules.synapse = syn
         m.submodules.wmem = wmem = BankedMemory(width=word_bits, depth=cfg.wmem_depth, banks=words)
-        m.submodules.tags = tags = SyncFIFO(width=ADDRESS_BITS + 1 + lanes.bit_length(), depth=4)
+        m.submodules.tags = tags = SyncFIFO(width=ADDRESS_BITS + lanes.bit_length(), depth=4)
         m.d.comb += self.overflow.eq(syn.overflow)
 
         # ---------------------------------------------------------------- derived quantities
         cp = registered(m, d.in_c * d.planes_in, "conv_cp")  # input words per tap
-        rows = registered(m, (cp + words - 1) >> (words - 1), "conv_rows")  # beats per tap
+        rows = registered(m, ((cp + words - 1) >> (words - 1))[:20], "conv_rows")  # beats per tap (< 2**20)
         row = registered(m, d.in_w * cp, "conv_row")
         s_row = registered(m, d.stride * row, "conv_s_row")
         s_cp = registered(m, d.stride * cp, "conv_s_cp")
         kc = registered(m, d.kernel * d.in_c, "conv_kc")
         fan_in = registered(m, d.kernel * d.kernel * d.in_c, "conv_fan_in")  # weight words of a group
         o_row = registered(m, d.out_w * d.out_c, "conv_o_row")
-        init = registered(m, d.src0 - d.pad_top * row - d.pad_left * cp, "conv_init")
+        # Addresses wrap modulo 2**ADDRESS_BITS: a padding tap's "negative" address is never read,
+        # and every other one is the true address.
+        init = registered(m, (d.src0 - d.pad_top * row - d.pad_left * cp)[:ADDRESS_BITS], "conv_init")
 
-        group_base = Signal(ADDRESS_BITS + 1)  # dst + g L
+        group_base = Signal(ADDRESS_BITS)  # dst + g L
         lanes_left = Signal(signed(18))  # out_c - g L
         group_lanes = Signal(range(lanes + 1))
         m.d.comb += group_lanes.eq(Mux(lanes_left >= lanes, lanes, lanes_left[: group_lanes.shape().width]))
@@ -146,7 +149,7 @@ class ConvEngine(wiring.Component):
             m.d.comb += loop.count[level].eq(count)
         addr = loop.output(
             "addr",
-            signed_address(ADDRESS_BITS),
+            ADDRESS_BITS,
             init,
             {"oy": s_row, "ox": s_cp, "dy": row, "dx": cp, "r": words},
         )
@@ -154,7 +157,7 @@ class ConvEngine(wiring.Component):
         ix = loop.output("ix", signed(18), -d.pad_left, {"ox": d.stride, "dx": 1})
         first_word = loop.output("word", 21, 0, {"r": words})  # of the beat, within the tap
         tap_weights = loop.output("wtap", 20, 0, {"dy": kc, "dx": d.in_c})
-        oaddr = loop.output("oaddr", ADDRESS_BITS + 1, group_base, {"oy": o_row, "ox": d.out_c})
+        oaddr = loop.output("oaddr", ADDRESS_BITS, group_base, {"oy": o_row, "ox": d.out_c})
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
 
@@ -166,7 +169,7 @@ class ConvEngine(wiring.Component):
             planes.append(Mux(wraps, 0, planes[-1] + 1))
         # With two words, the second one's weights are its channel's: the same as the first
         # word's unless the first is its channel's last plane.
-        second_channel = planes[-1] == 0 if words > 1 else Const(0)
+        second_channel = equals(planes[-1], 0) if words > 1 else Const(0)
         present = [~pad & (first_word + k < cp) for k in range(words)]
 
         beat = syn.inp
@@ -226,7 +229,7 @@ class ConvEngine(wiring.Component):
         chunk = Signal(range(chunks))
         job = self.lif_job
         tag_addr = tags.r_data[:ADDRESS_BITS]
-        tag_lanes = tags.r_data[ADDRESS_BITS + 1 :]
+        tag_lanes = tags.r_data[ADDRESS_BITS:]
         left = Signal(signed(lanes.bit_length() + 2))
         m.d.comb += left.eq(tag_lanes - chunk * lif_lanes)
         # The PE presents all L lanes until the last chunk is taken; the serial array
@@ -272,7 +275,7 @@ class ConvEngine(wiring.Component):
                 m.d.comb += words_in.ready.eq(1)
                 with m.If(take):
                     for lane in range(lanes):
-                        with m.If(index == lane):
+                        with m.If(equals(index, lane)):
                             m.d.sync += [
                                 bias[lane].eq(incoming[:membrane]),
                                 theta[lane].eq(incoming[32 : 33 + membrane]),

@@ -34,7 +34,7 @@ from hw.generate import verilog_of
 from sim.lint import Waiver
 
 __all__ = [
-    "WAIVERS", "PENDING_CONV_REWRITE", "SHORTENED_OPERATORS", "VERILOG_FILE",
+    "WAIVERS", "SHORTENED_OPERATORS", "VERILOG_FILE",
     "line_waivers", "waiver_text", "describe", "generate", "main",
 ]
 
@@ -50,37 +50,6 @@ SHORTENED_OPERATORS: tuple[str, ...] = (
     "ADD", "SUB", "MUL", "NEGATE", "EQ", "NEQ",
     "LT", "LTE", "GT", "GTE", "LTS", "LTES", "GTS", "GTES",
     "SHIFTL", "SHIFTR", "SHIFTRS",
-)
-
-#: Warnings of hw/accel/conv.py, which is being rewritten (with serial_synapse.py and
-#: hw/synapse_pe.py); each is scoped to the signal it names. Drop them with the rewrite.
-PENDING_CONV_REWRITE: tuple[Waiver, ...] = (
-    Waiver(
-        "WIDTHTRUNC",
-        "conv.py (pending rewrite): `index == 0` is written as `!index`; spell it `~index.any()`.",
-        match="Logical operator LOGNOT expects 1 bit on the LHS, but LHS's VARREF 'index' generates *",
-    ),
-    *(
-        Waiver(
-            "UNUSEDSIGNAL",
-            f"conv.py (pending rewrite): {why}",
-            match=f"Bits of signal are not used: '{name}'[*]",
-        )
-        for name, why in (
-            ("conv_addr_at_b", "the activation address loop output is signed_address() wide but "
-                               "only its ADDRESS_BITS low bits address the memory."),
-            ("conv_init", "the registered start address keeps the full product width of "
-                          "its expression; only the loop output's width is loaded."),
-            ("conv_waddr_at_b", "the 20-bit weight address loop output is wider than the "
-                                "weight memory's address."),
-        )
-    ),
-    Waiver(
-        "UNUSEDSIGNAL",
-        "conv.py (pending rewrite): the tag FIFO stores the ADDRESS_BITS + 1 bit output address "
-        "but the writer reads only ADDRESS_BITS of it (bit ADDRESS_BITS of `r_data`).",
-        match="Bits of signal are not used: 'r_data'[32]",
-    ),
 )
 
 #: Warnings waived in the accelerator's generated Verilog only (``-file`` scoped), each by
@@ -125,7 +94,6 @@ WAIVERS: tuple[Waiver, ...] = (
         "Only byte 0 of CONTROL holds fields, so only its write strobe gates the write.",
         match="Bits of signal are not used: 's_axi_wstrb'[3:1]",
     ),
-    *PENDING_CONV_REWRITE,
     Waiver(
         "DECLFILENAME",
         "Amaranth writes the whole hierarchy into one file; submodules are named `top.sub`.",
