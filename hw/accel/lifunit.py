@@ -99,7 +99,7 @@ class LIFUnit(wiring.Component):
         ]
 
         # Writer: one lane per cycle; the beat and its tag leave together after the last lane.
-        lane = Signal(range(lanes), name="write_lane")
+        lane = Signal(range(max(lanes, 2)), name="write_lane")  # one bit even for one lane
         tag_addr = tags.r_data[:ADDRESS_BITS]
         tag_lanes = tags.r_data[ADDRESS_BITS:]
         writing = Signal()
