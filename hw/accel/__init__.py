@@ -14,7 +14,8 @@ Host side (pure Python):
 RTL (Amaranth): :mod:`hw.accel.top` (AXI) around :mod:`hw.accel.core` (sequencer, memories),
 the engines :mod:`~hw.accel.transfer`, :mod:`~hw.accel.conv`, :mod:`~hw.accel.elementwise`,
 :mod:`~hw.accel.attention`, :mod:`~hw.accel.head`, the shared :mod:`~hw.accel.lifunit`,
-:mod:`~hw.accel.serial_synapse` and the helpers :mod:`~hw.accel.loops`, :mod:`~hw.accel.ports`.
+:mod:`~hw.accel.serial_synapse`, the two-bank :mod:`~hw.accel.banked` memories and the helpers
+:mod:`~hw.accel.loops`, :mod:`~hw.accel.ports`.
 
 Tools: :mod:`hw.accel.generate` (Verilog), :mod:`hw.accel.verilator` + :mod:`hw.accel.cocotb_bench`
 (Verilator + cocotb runs), :mod:`hw.accel.testbench` (Amaranth simulator), :mod:`hw.accel.synth`

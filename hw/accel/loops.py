@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Shape, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Shape, Signal, Value
 
-__all__ = ["LoopNest", "ReadStage", "read_stage", "registered", "signed_address"]
+__all__ = ["LoopNest", "ReadStage", "read_stage", "registered"]
 
 
 class LoopNest(Elaboratable):
@@ -164,11 +164,6 @@ def read_stage(m: Module, *, name: str, active: Value, ready: Value, meta: Mappi
     with m.If(advance):
         m.d.sync += valid.eq(active)
     return ReadStage(valid, delayed, advance)
-
-
-def signed_address(bits: int) -> Shape:
-    """Signed shape wide enough for activation addresses with negative (padding) offsets."""
-    return signed(bits + 2)
 
 
 def registered(m: Module, value: Value, name: str) -> Signal:
