@@ -159,3 +159,20 @@ def test_small_model_bit_exact_with_exact_cycles(
     logits, got = compiled.decode(run.words)
     assert compare_traces(trace, {**got, "head": logits[None]}, names=[*compiled.trace_names, "head"]) is None
     assert run.profile == [e.cycles for e in estimate(compiled)]
+
+
+@pytest.mark.slow
+def test_board_datapath_bit_exact_with_exact_cycles() -> None:
+    """The ``pynq-z2`` datapath (T = 16, 32 lanes, two words per beat, one LIF lane) with
+    small memories, on a small model with T = 16 and divided attention."""
+    board = ACCEL_CONFIGS["pynq-z2"]
+    config = dataclasses.replace(board, name="pynq-z2-small", amem_depth=8192, wmem_depth=256)
+    model = random_int_model(5, groupings=("temporal", "spatial"), timesteps=16, img=4, channels=(2, 4, 16))
+    x = random_input(model, 1, 2)
+    _, trace = model.run(x, trace=True)
+    compiled = compile_model(model, config, trace=True)
+    run = run_core(config, compiled.stream(x[0]), max_cycles=200_000)
+    assert run.error == 0
+    logits, got = compiled.decode(run.words)
+    assert compare_traces(trace, {**got, "head": logits[None]}, names=[*compiled.trace_names, "head"]) is None
+    assert run.profile == [e.cycles for e in estimate(compiled)]
