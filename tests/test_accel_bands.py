@@ -26,6 +26,7 @@ from hw.accel.emulator import Emulator
 from hw.accel.perf import estimate, plan, report
 from hw.accel.program import ProgramError
 from hw.accel.segments import host_tensors, run_program, segment_input_words, segment_stream
+from hw.accel.workloads import firing_int_model
 
 from host_fakes import make_backend
 from intmodel_factory import banded_int_model, random_input
@@ -230,30 +231,9 @@ def test_driver_runs_segments_on_the_fake_board(model) -> None:
 
 
 # ---------------------------------------------------------------------------- hw-gesture
-def _gesture():
-    """Untrained hw-gesture whose BatchNorm statistics make every layer fire (as in
-    tests/test_host_e2e.py); the schedule does not depend on them."""
-    import torch
-
-    from golden.models import create_model
-    from golden.quantize import FakeQuantModel, to_int_model
-
-    torch.manual_seed(0)
-    net = create_model("hw-gesture").eval()
-    g = torch.Generator().manual_seed(0)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) * 2 + 1)
-            shift = 0.6 if isinstance(m, torch.nn.BatchNorm1d) else 0.0
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g) + shift)
-    return to_int_model(FakeQuantModel(net), event=True)
-
-
 @pytest.fixture(scope="module")
 def gesture():
-    return _gesture()
+    return firing_int_model("hw-gesture")
 
 
 def test_hw_gesture_compiles_for_pynq_z2(gesture) -> None:

@@ -24,13 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from golden.data import build_dataset
 from golden.export import load_export, make_test_vectors, write_export
 from golden.intmodel import compare_traces, quantize_input
-from golden.models import create_model
-from golden.quantize import FakeQuantModel, to_int_model
 from host.driver import Driver
 from host.errors import AcceleratorFault, DMATimeout
 from host.verify import check_bit_exact
@@ -38,6 +35,7 @@ from hw.accel import regmap
 from hw.accel.compiler import compile_model
 from hw.accel.config import get_config
 from hw.accel.descriptors import DESC_WORDS
+from hw.accel.workloads import firing_int_model
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -74,19 +72,7 @@ def test_trained_tiny_digits_bit_exact_on_32_samples(tiny_export, backend, tmp_p
 
 def dvs_model(attention: str, seed: int) -> tuple[object, np.ndarray]:
     """An untrained DVS-shaped model whose BatchNorm statistics make every layer fire; 2 test samples."""
-    torch.manual_seed(seed)
-    model = create_model("hw-tiny", attention=attention, **DVS)
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) * 2 + 1)
-            # Token layers get a positive bias: dense enough Q, K, V spikes that the attention of
-            # the small temporal groups (G = T = 4) reaches its threshold too.
-            shift = 0.6 if isinstance(m, torch.nn.BatchNorm1d) else 0.0
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g) + shift)
-    int_model = to_int_model(FakeQuantModel(model.eval()), event=True)
+    int_model = firing_int_model("hw-tiny", seed=seed, attention=attention, **DVS)
     events = build_dataset("synthetic-events", None, "test", timesteps=4, size=32, num_classes=4,
                            samples_per_class=1)
     x = np.stack([np.asarray(events[i][0]) for i in range(2)])
