@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from amaranth.lib import data
@@ -130,3 +135,64 @@ def test_bad_words_per_beat() -> None:
 def test_bad_out_lanes() -> None:
     with pytest.raises(ValueError, match="out_lanes must divide"):
         SerialSynapseArray(SynapseArrayParams(lanes=8), out_lanes=3)
+
+
+def _netlist(params: SynapseArrayParams, words: int, workdir: Path) -> dict:
+    """``synth_xilinx -flatten`` of the array (as ``hw.accel.synth`` runs the top) as a JSON netlist."""
+    from amaranth.back import rtlil
+
+    from sim.tools import yosys_executable
+
+    source, netlist = workdir / "array.il", workdir / "array.json"
+    source.write_text(rtlil.convert(SerialSynapseArray(params, out_lanes=2, words=words), name="top"))
+    script = f"read_rtlil {source}; synth_xilinx -family xc7 -noiopad -flatten -top top; write_json {netlist}"
+    subprocess.run([str(yosys_executable()), "-q", "-p", script], check=True, capture_output=True)
+    return json.loads(netlist.read_text())["modules"]["top"]
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("words", [1, 2])
+def test_accumulators_cost_one_lut_per_bit(words: int, tmp_path: Path) -> None:
+    """What makes the pynq-z2 preset fit: after Yosys' xc7 mapping, every accumulator bit is
+    a flip-flop feeding its own carry chain's DI, and one LUT of its own drives the chain's
+    S input; with two words it reads the beat's spikes straight from the input (the
+    addend choice is inside it)."""
+    if shutil.which("yosys") is None and not Path("/usr/bin/yosys").is_file():
+        pytest.skip("yosys is not installed (apt-get install -y yosys, or make setup)")
+    params = SynapseArrayParams(lanes=2, timesteps=2, input_bits=4, acc_bits=16, membrane_bits=20)
+    net = _netlist(params, words, tmp_path)
+    cells = net["cells"]
+    drivers = {
+        bit: (name, cell["type"])
+        for name, cell in cells.items()
+        for port, bits in cell["connections"].items()
+        if cell["port_directions"][port] == "output"
+        for bit in bits
+        if isinstance(bit, int)
+    }
+    spikes = set(net["ports"]["inp__payload"]["bits"][: words * params.timesteps])
+    loops, spike_luts = [], 0
+    for cell in cells.values():
+        if cell["type"] != "CARRY4":
+            continue
+        ports = cell["connections"]
+        for di, out, s in zip(ports["DI"], ports["O"], ports["S"], strict=True):
+            ff = drivers.get(di) if isinstance(di, int) else None
+            if ff is None or ff[1] != "FDRE" or cells[ff[0]]["connections"]["D"] != [out]:
+                continue
+            lut_name, lut_type = drivers[s]
+            assert lut_type.startswith("LUT"), f"S of accumulator bit {ff[0]} comes from a {lut_type}"
+            inputs = {b for port, bits in cells[lut_name]["connections"].items() if port.startswith("I")
+                      for b in bits}
+            assert di in inputs, f"the sum LUT {lut_name} does not read accumulator bit {ff[0]}"
+            loops.append(lut_name)
+            spike_luts += len(inputs & spikes) == words
+    accumulators = params.lanes * params.timesteps
+    assert len(loops) == accumulators * params.acc_bits
+    assert len(set(loops)) == len(loops)  # one LUT per bit
+    if words == 2:
+        # The bits below the addend's sign pick w0, w1 or w0 + w1 by the two spikes inside
+        # their sum LUT (the upper bits share a sign net).
+        assert spike_luts >= accumulators * params.weight_bits
+    else:
+        assert spike_luts == 0  # the spike is only the clock enable
