@@ -91,25 +91,40 @@ def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
 
 
 def _lif_jobs(count: int, pace: int, cfg: AcceleratorConfig) -> tuple[int, int]:
-    """``(engine cycles, writer drain)`` of ``count`` LIF jobs offered every ``pace`` cycles.
+    """``(engine cycles, writer drain)`` of ``count`` LIF jobs, the next offered ``pace``
+    cycles after the previous one was accepted.
 
-    The LIF unit is a pipeline (the array's latency) into a FIFO, drained by the writer at
-    ``lif_lanes`` cycles per job; a job waits while the pipeline and FIFO are full. The
-    first value counts from the first offer to the last job's acceptance, the second from
-    then until its spikes are written.
+    Cycle by cycle, as :class:`hw.accel.lifunit.LIFUnit` is built: the LIF array is a
+    ``latency``-stage pipeline that stalls as a whole while its output beat cannot enter
+    the spike FIFO (``inp.ready = ~out.valid | out.ready``), the FIFO holds
+    :func:`hw.accel.lifunit.spike_fifo_depth` beats, and the writer empties one beat in
+    ``lif_lanes`` cycles. The first value counts from the first offer to the last job's
+    acceptance, the second from then until its spikes are written.
     """
-    latency, service = cfg.lif_params().latency, cfg.lif_lanes
-    capacity = latency + spike_fifo_depth(cfg)
-    accepted: list[int] = []
-    finished: list[int] = []
-    offer = 0
-    for i in range(count):
-        start = offer if i < capacity else max(offer, finished[i - capacity] - 1)
-        accepted.append(start)
-        begin = max(start + latency, finished[-1] if finished else 0)
-        finished.append(begin + service)
-        offer = start + pace
-    return accepted[-1], finished[-1] - accepted[-1]
+    latency, service, depth = cfg.lif_params().latency, cfg.lif_lanes, spike_fifo_depth(cfg)
+    stages = [False] * latency  # stages[-1] is the array's output register
+    level = 0  # beats in the spike FIFO
+    lane = 0  # the writer's position in the FIFO's head beat
+    accepted, cycle, last_accept = 0, 0, 0
+    offer_at = 0
+    while True:
+        out_ready = level < depth
+        advance = not stages[-1] or out_ready
+        take = accepted < count and cycle >= offer_at and advance
+        write = stages[-1] and out_ready
+        pop = level > 0 and lane == service - 1
+        if level > 0:
+            lane = 0 if pop else lane + 1
+        level += int(write) - int(pop)
+        if advance:
+            stages = [take, *stages[:-1]]
+        if take:
+            accepted += 1
+            last_accept = cycle
+            offer_at = cycle + pace
+        if accepted == count and not any(stages) and level == 0:
+            return last_accept, cycle - last_accept
+        cycle += 1
 
 
 def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
