@@ -187,6 +187,7 @@ class Driver:
             self._check_info(self.info)
         self._ibuf: Buffer | None = None
         self._obuf: Buffer | None = None
+        self._first_command = 0  # program index of the running segment's first command
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -291,7 +292,10 @@ class Driver:
         each later packet is armed as soon as the previous one has arrived.
         """
         if segment is None:
+            self._first_command = 0
             return self._execute(self.packets, self.input_words, sample)
+        # The core numbers a segment's commands from 0; faults name the program's command.
+        self._first_command = self.program.segments()[segment][0].start
         return self._execute(self.segment_packets[segment], self.segment_words[segment], sample)
 
     def _execute(self, packets: list[packing.Packet], input_words: int, sample: int | None) -> int:
@@ -318,11 +322,11 @@ class Driver:
         self._wait_done(sample)
         return self.cycles()
 
-    def copy_from_device(self) -> np.ndarray:
-        """Stage 4: invalidate the output buffer and copy the received words out."""
+    def copy_from_device(self, span: slice | None = None) -> np.ndarray:
+        """Stage 4: invalidate the output buffer and copy the received words (or ``span`` of them) out."""
         obuf = self._buffers()[1]
         obuf.invalidate()
-        return np.array(obuf.array[:self.program.output_words], dtype=np.uint64)
+        return np.array(obuf.array[:self.program.output_words][span or slice(None)], dtype=np.uint64)
 
     def unpack(self, words: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Stage 5: output words ``[B, output_words]`` -> logits ``[B, classes]`` and traces."""
@@ -376,7 +380,7 @@ class Driver:
                         counts.append(self.profile(len(commands)))
                 with times.measure("copy_from_device"):
                     span = segments.segment_output_words(program, segment)
-                    words = self.copy_from_device()[span.start:span.stop]
+                    words = self.copy_from_device(slice(span.start, span.stop))
                 with times.measure("unpack"):
                     segments.absorb(program, segment, words, tensors)
                     outputs[i, span.start:span.stop] = words
@@ -444,7 +448,7 @@ class Driver:
             return
         flags = self.backend.read(_REG["ERROR"])
         detail = self.backend.read(_REG["DETAIL"])
-        command = self.backend.read(_REG["ERROR_COMMAND"])
+        command = self._first_command + self.backend.read(_REG["ERROR_COMMAND"])
         self.reset()
         raise AcceleratorFault(self._describe_fault(flags, detail, command), stage=stage, flags=flags,
                                detail=detail, command=command, command_name=self._command_name(command),

@@ -96,7 +96,8 @@ class AcceleratorFault(DeviceError):
     detail:
         The ``DETAIL`` register value.
     command:
-        Index of the command that raised the first error (``ERROR_COMMAND``).
+        Program index of the command that raised the first error (``ERROR_COMMAND``, which
+        counts from the running segment's first command in a band-tiled program).
     command_name:
         What that command implements (a model op name), when known.
     """

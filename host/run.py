@@ -182,9 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = {"engine": args.sim_engine} if args.backend == "sim" else {}
         with open_backend(args.backend, config=cfg, overlay=args.overlay, **options) as backend:
             driver = Driver(backend, program, timeout_s=args.timeout)
-            report = check_bit_exact(driver, export.model, samples.inputs, reference=samples.reference,
-                                     trace=args.trace)
-            driver.close()
+            try:
+                report = check_bit_exact(driver, export.model, samples.inputs, reference=samples.reference,
+                                         trace=args.trace)
+            finally:
+                driver.close()
     except HostError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from amaranth.lib import data, wiring
 
 from hw.params import PE_CONFIGS, PEParams
 
-__all__ = ["build_component", "verilog_of", "describe", "generate", "main"]
+__all__ = ["write_if_changed", "build_component", "verilog_of", "describe", "generate", "main"]
 
 #: PE kind -> (module, component class); imported on use.
 _COMPONENTS: dict[str, tuple[str, str]] = {
@@ -85,9 +85,15 @@ def describe(component: wiring.Component, *, name: str, params: PEParams) -> dic
             "clock": "clk", "reset": "rst (synchronous, active high)", "ports": ports}
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` (creating its folder) unless it already holds it; whether it wrote.
+
+    Verilator and make skip an unchanged design only if its files keep their timestamps.
+    """
+    path = Path(path)
     if path.is_file() and path.read_text() == text:
         return False
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return True
 
@@ -115,7 +121,7 @@ def generate(out: Path, *, kinds: Sequence[str] | None = None, names: Sequence[s
         # describe() after conversion: the signature is fixed by then either way.
         description = json.dumps(describe(component, name=name, params=params), indent=1) + "\n"
         for path, content in ((out / f"{name}.v", text), (out / f"{name}.json", description)):
-            _write_if_changed(path, content)
+            write_if_changed(path, content)
             written.append(path)
     return written
 

@@ -33,17 +33,7 @@ from hw.accel.compiler import compile_model  # noqa: E402
 from hw.accel.config import ACCEL_CONFIGS, get_config  # noqa: E402
 from hw.accel.perf import plan, report  # noqa: E402
 from hw.accel.verilator import VerilatorAccelerator, check_outputs  # noqa: E402
-
-
-def _untrained(preset: str) -> IntModel:
-    import torch
-
-    from golden.models import create_model
-    from golden.quantize import FakeQuantModel, to_int_model
-
-    torch.manual_seed(0)
-    net = create_model(preset).eval()
-    return to_int_model(FakeQuantModel(net), event=net.cfg.in_channels == 2)
+from hw.accel.workloads import firing_int_model  # noqa: E402
 
 
 def _model(export: Path | None) -> tuple[IntModel, np.ndarray, str]:
@@ -59,7 +49,7 @@ def _model(export: Path | None) -> tuple[IntModel, np.ndarray, str]:
     elif export is not None:
         raise SystemExit(f"{export} is not an export directory (no manifest.json)")
     else:
-        model = _untrained("hw-tiny")
+        model = firing_int_model("hw-tiny")
         origin = "untrained hw-tiny (no export found)"
     rng = np.random.default_rng(0)
     shape = (model.timesteps, *model.input_shape) if model.event else model.input_shape
@@ -109,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  logits bit-exact with the integer model: {'yes' if exact else 'NO'}")
 
     if args.gesture:
-        gesture = _untrained("hw-gesture")
+        gesture = firing_int_model("hw-gesture")
         pynq = get_config("pynq-z2")
         rep, _, resident = plan(gesture, pynq)
         print("\nhw-gesture (2x128x128, T=16) on pynq-z2 (the compiled band-tiled program):")

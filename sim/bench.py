@@ -98,7 +98,6 @@ class StreamBench:
     def __init__(self, dut: SimHandleBase, *, component: wiring.Component, inputs: Sequence[str],
                  outputs: Sequence[str], period_ns: int = 10) -> None:
         self.dut = dut
-        self.component = component
         self.rng = random.Random(random.getrandbits(64))
         self.codecs = {name: PayloadCodec.of(component, name) for name in (*inputs, *outputs)}
         for name, codec in self.codecs.items():
@@ -151,15 +150,6 @@ class StreamBench:
         """Beats received on ``port`` from index ``start``, unpacked with its layout."""
         codec = self.codecs[port]
         return [codec.unpack(word) for word in self.sinks[port].words[start:]]
-
-    async def wait_sources_idle(self, *, max_cycles: int) -> None:
-        """Wait until every source has delivered its queue."""
-        deadline = self.counter.cycle + max_cycles
-        while not all(source.idle for source in self.sources.values()):
-            if self.counter.cycle >= deadline:
-                pending = {name: len(source.queue) for name, source in self.sources.items()}
-                raise AssertionError(f"inputs still pending after {max_cycles} cycles: {pending}")
-            await RisingEdge(self.dut.clk)
 
     async def expect_quiet(self, cycles: int) -> None:
         """Assert that no output beat appears during the next ``cycles`` cycles (nothing left over)."""

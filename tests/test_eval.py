@@ -20,19 +20,10 @@ from golden.train import run as train_run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A briefly trained hw-tiny run, evaluated on the full digits test split."""
     out = tmp_path_factory.mktemp("run")
-    torch.set_num_threads(1)
     train_run(
         [
             "--preset",

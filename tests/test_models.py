@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,15 +31,6 @@ SMALL = {"hw-tiny": {}, "hw-gesture": {"img_size": 32, "timesteps": 4},
          "hw-cifar10dvs": {"img_size": 32}, "spikeformer-gesture": {"img_size": 32, "timesteps": 2},
          "spikeformer-cifar10dvs": {"img_size": 32},
          "spikeformer-imagenet": {"img_size": 32, "timesteps": 2, "depth": 2}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # Small tensors: extra OpenMP threads only spin on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _integer_input(cfg: Any, batch: int, *, seed: int = 0, static: bool = False) -> torch.Tensor:

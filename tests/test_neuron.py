@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,15 +10,6 @@ import torch
 
 import golden.neuron as neuron
 from golden.neuron import BACKENDS, LIFNode, lif_step, set_backend
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # Small tensors: extra OpenMP threads only spin on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 # ---------------------------------------------------------------------------
 # Independent reference: SpikingJelly's equations, one step at a time, plain autograd.

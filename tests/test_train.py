@@ -38,14 +38,6 @@ TINY = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _digits_batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     ds = build_dataset("digits", None, "train", timesteps=4)
     return ds.images[:n].clone(), ds.targets[:n].clone()

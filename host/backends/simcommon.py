@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sim.tools import locked
 
 from ..errors import HostError
 from ..rtl import TopFiles, write_top
@@ -21,23 +20,6 @@ ENGINES = ("native", "cocotb")
 
 class SimulatorError(HostError):
     """The simulator could not be built or started, died, or answered a request with an error."""
-
-
-@contextmanager
-def locked(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory`` (created if needed).
-
-    pytest-xdist workers may build the same design at once; one builds, the others wait
-    and then find the build up to date.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def top_for_config(config: Any, root: Path | None = None) -> tuple[TopFiles, Path, float]:

@@ -108,11 +108,8 @@ def banded_stage(builder: _Builder, index: int, conv: Op, pool: Op | None = None
         builder.tensors[pool.name] = HostTensor(pool.name, ph * pw * c, (builder.t, c, ph, pw), 1, trace)
     out_row = geometry.pool_row_words if pool is not None else geometry.conv_row_words
 
-    weight = conv.tensors["weight"]
-    out_c, in_c, k, _ = weight.shape
-    taps = weight.transpose(0, 2, 3, 1).reshape(out_c, -1)  # fan-in order (dy, dx, c), as `synapse`
-    payload = builder.synapse_payload(taps, conv.tensors["bias"], conv.tensors["threshold"])
-    builder.check_acc(conv, cfg.acc_bits, "synapse accumulator (acc_bits)")
+    conv_fields = builder.conv_fields(conv, src)
+    payload = builder.conv_payload(conv)
     load_words = store_words = 0
     for band in bands:
         (a0, a1), (c0, c1), (q0, q1) = band.inp, band.conv, band.out
@@ -125,18 +122,7 @@ def banded_stage(builder: _Builder, index: int, conv: Op, pool: Op | None = None
             payload,
             src0=buf_a.start,
             dst=buf_b.start,
-            timesteps=builder.t,
-            in_h=a1 - a0,
-            in_w=src.shape[3],
-            in_c=in_c,
-            planes_in=src.planes,
-            out_h=c1 - c0,
-            out_w=ow,
-            out_c=out_c,
-            kernel=k,
-            stride=conv.params["stride"],
-            pad_top=band.conv_pad_top,
-            pad_left=conv.params["padding"],
+            **{**conv_fields, "in_h": a1 - a0, "out_h": c1 - c0, "pad_top": band.conv_pad_top},
         )
         if pool is not None and trace and band.owned[1] > band.owned[0]:
             r0, r1 = band.owned
@@ -145,23 +131,17 @@ def banded_stage(builder: _Builder, index: int, conv: Op, pool: Op | None = None
             builder.send(conv.name, f"trace:{conv.name}", src=start, part=part)
             store_words += part.count
         if pool is not None:
-            p = pool.params
             builder.emit(
                 pool.name,
                 Opcode.POOL,
                 src0=buf_b.start + band.pool_skip * geometry.conv_row_words,
                 dst=buf_a.start,
-                timesteps=builder.t,
-                in_h=c1 - c0 - band.pool_skip,
-                in_w=ow,
-                in_c=c,
-                out_h=q1 - q0,
-                out_w=pw,
-                planes_in=1,
-                kernel=p["kernel"],
-                stride=p["stride"],
-                pad_top=band.pool_pad_top,
-                pad_left=p["padding"],
+                **{
+                    **builder.pool_fields(pool),
+                    "in_h": c1 - c0 - band.pool_skip,
+                    "out_h": q1 - q0,
+                    "pad_top": band.pool_pad_top,
+                },
             )
         part = HostSlice(out_name, q0 * out_row, (q1 - q0) * out_row)
         builder.send(out_name, out_name, src=(buf_a if pool is not None else buf_b).start, part=part)

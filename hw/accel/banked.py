@@ -34,8 +34,8 @@ class BankedMemory(wiring.Component):
     def __init__(self, *, width: int, depth: int, banks: int) -> None:
         if banks not in (1, 2):
             raise ValueError(f"BankedMemory banks must be 1 or 2, not {banks!r}")
-        if depth < 2:
-            raise ValueError(f"BankedMemory depth must be at least 2, not {depth!r}")
+        if depth < banks:
+            raise ValueError(f"BankedMemory depth must be at least its {banks} bank(s), not {depth!r}")
         self._width, self._depth, self._banks = width, depth, banks
         address = (depth - 1).bit_length()
         members = {

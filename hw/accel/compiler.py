@@ -81,12 +81,11 @@ class _Allocator:
     def __init__(self, depth: int) -> None:
         self.depth = depth
         self.free: list[tuple[int, int]] = [(0, depth)]
-        self.peak = 0
 
     def trial(self) -> _Allocator:
         """A copy to try allocations on without touching this one."""
         copy = _Allocator(self.depth)
-        copy.free, copy.peak = list(self.free), self.peak
+        copy.free = list(self.free)
         return copy
 
     def fits(self, sizes: list[int]) -> bool:
@@ -107,7 +106,6 @@ class _Allocator:
             self.free[i] = (start + size, length - size)
             if self.free[i][1] == 0:
                 del self.free[i]
-            self.peak = max(self.peak, start + size)
             return _Region(start, size)
         free = sum(length for _, length in self.free)
         raise CompileError(
@@ -254,43 +252,38 @@ class _Builder:
 
     def synapse(self, op: Op) -> None:
         src = self.values[op.inputs[0]]
+        fields = self.conv_fields(op, src)
+        out_c, oh, ow = fields["out_c"], fields["out_h"], fields["out_w"]
+        image = op.tensors["weight"].ndim == 4
+        shape = (self.t, out_c, oh, ow) if image else (self.t, src.positions, out_c)
+        dst = self.new_value(op.name, oh * ow, out_c, 1, shape)
+        self.emit(
+            op.name, Opcode.CONV, self.conv_payload(op), src0=src.region.start, dst=dst.region.start, **fields
+        )
+
+    def conv_fields(self, op: Op, src: _Value) -> dict[str, int]:
+        """The ``CONV`` descriptor fields of ``op`` over its whole input (a band replaces
+        ``in_h``, ``out_h`` and ``pad_top``); a linear layer is a ``1 x N`` image, 1x1 kernel."""
         weight = op.tensors["weight"]
-        image = weight.ndim == 4
-        out_shape = self.model.shapes[op.name]
-        if image:
+        if weight.ndim == 4:
             out_c, in_c, k, _ = weight.shape
-            _, _, oh, ow = out_shape
+            _, _, oh, ow = self.model.shapes[op.name]
             _, _, ih, iw = src.shape
             stride, pad = op.params["stride"], op.params["padding"]
-            taps = weight.transpose(0, 2, 3, 1).reshape(out_c, -1)  # fan-in order (dy, dx, c)
-            shape = (self.t, out_c, oh, ow)
         else:
             out_c, in_c = weight.shape
             k, stride, pad, ih, iw, oh, ow = 1, 1, 0, 1, src.positions, 1, src.positions
-            taps = weight
-            shape = (self.t, src.positions, out_c)
-        self.check_acc(op, self.cfg.acc_bits, "synapse accumulator (acc_bits)")
-        dst = self.new_value(op.name, oh * ow, out_c, 1, shape)
-        payload = self.synapse_payload(taps, op.tensors["bias"], op.tensors["threshold"])
-        self.emit(
-            op.name,
-            Opcode.CONV,
-            payload,
-            src0=src.region.start,
-            dst=dst.region.start,
-            timesteps=self.t,
-            in_h=ih,
-            in_w=iw,
-            in_c=in_c,
-            planes_in=src.planes,
-            out_h=oh,
-            out_w=ow,
-            out_c=out_c,
-            kernel=k,
-            stride=stride,
-            pad_top=pad,
-            pad_left=pad,
+        return dict(
+            timesteps=self.t, in_h=ih, in_w=iw, in_c=in_c, planes_in=src.planes, out_h=oh, out_w=ow,
+            out_c=out_c, kernel=k, stride=stride, pad_top=pad, pad_left=pad,
         )
+
+    def conv_payload(self, op: Op) -> np.ndarray:
+        """The ``CONV`` payload of ``op`` (fan-in order ``(dy, dx, c)``); checks its accumulator."""
+        self.check_acc(op, self.cfg.acc_bits, "synapse accumulator (acc_bits)")
+        weight = op.tensors["weight"]
+        taps = weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1) if weight.ndim == 4 else weight
+        return self.synapse_payload(taps, op.tensors["bias"], op.tensors["threshold"])
 
     def synapse_payload(self, taps: np.ndarray, bias: np.ndarray, threshold: np.ndarray) -> np.ndarray:
         """Per output-channel group: ``L`` parameter words, then ``fan_in`` weight-memory words."""
@@ -319,26 +312,20 @@ class _Builder:
             raise CompileError(
                 op.name, f"max-pool runs on spikes only; its input has {src.planes} bit planes"
             )
-        _, c, oh, ow = self.model.shapes[op.name]
-        _, _, ih, iw = src.shape
+        fields = self.pool_fields(op)
+        c, oh, ow = fields["in_c"], fields["out_h"], fields["out_w"]
         dst = self.new_value(op.name, oh * ow, c, 1, (self.t, c, oh, ow))
+        self.emit(op.name, Opcode.POOL, src0=src.region.start, dst=dst.region.start, **fields)
+
+    def pool_fields(self, op: Op) -> dict[str, int]:
+        """The ``POOL`` descriptor fields of ``op`` over its whole input (a band replaces
+        ``in_h``, ``out_h`` and ``pad_top``)."""
+        _, c, ih, iw = self.model.shapes[op.inputs[0]]
+        _, _, oh, ow = self.model.shapes[op.name]
         p = op.params
-        self.emit(
-            op.name,
-            Opcode.POOL,
-            src0=src.region.start,
-            dst=dst.region.start,
-            timesteps=self.t,
-            in_h=ih,
-            in_w=iw,
-            in_c=c,
-            out_h=oh,
-            out_w=ow,
-            planes_in=1,
-            kernel=p["kernel"],
-            stride=p["stride"],
-            pad_top=p["padding"],
-            pad_left=p["padding"],
+        return dict(
+            timesteps=self.t, in_h=ih, in_w=iw, in_c=c, out_h=oh, out_w=ow, planes_in=1,
+            kernel=p["kernel"], stride=p["stride"], pad_top=p["padding"], pad_left=p["padding"],
         )
 
     def tokens(self, op: Op) -> None:

@@ -167,7 +167,7 @@ class AcceleratorConfig:
                 f"AcceleratorConfig.amem_depth must be a multiple of words_per_beat ({words}): the "
                 f"activation memory is {words} equal banks, not {self.amem_depth}"
             )
-        _check_int("wmem_depth", self.wmem_depth, minimum=1, maximum=1 << 20)
+        _check_int("wmem_depth", self.wmem_depth, minimum=words, maximum=1 << 20)
         _check_int("max_features", self.max_features, minimum=1, maximum=1 << 16)
         if self.numerics.membrane_bits > 31:
             raise ConfigError(

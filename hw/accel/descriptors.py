@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
@@ -261,12 +262,17 @@ class Descriptor:
 
     def words(self) -> list[int]:
         """The :data:`DESC_WORDS` stream words (unsigned 64-bit), checksum filled in."""
+        return list(self._words)
+
+    @cached_property
+    def _words(self) -> tuple[int, ...]:
+        # A descriptor is immutable and its words go into every sample's stream: encode once.
         values = {name: self.value(name) for name in _FIELDS if name != "check"}
         body = DESCRIPTOR_LAYOUT.const({**values, "check": 0}).as_bits()
         halves = [(body >> (32 * i)) & 0xFFFF_FFFF for i in range(2 * DESC_WORDS)]
         check = (-sum(halves)) & 0xFFFF_FFFF
-        bits = DESCRIPTOR_LAYOUT.const({**values, "check": check}).as_bits()
-        return [(bits >> (STREAM_BITS * i)) & ((1 << STREAM_BITS) - 1) for i in range(DESC_WORDS)]
+        bits = body | (check << DESCRIPTOR_LAYOUT["check"].offset)
+        return tuple((bits >> (STREAM_BITS * i)) & ((1 << STREAM_BITS) - 1) for i in range(DESC_WORDS))
 
     @classmethod
     def from_words(cls, words: list[int]) -> Descriptor:

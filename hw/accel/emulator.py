@@ -196,8 +196,8 @@ class Emulator:
         pooled = nm.sum_pool(x, axes=(0, 1))
         for _ in range(d.classes):
             bias = int(self._take(words, 1, "HEAD bias")[0].astype(np.uint64).view(np.int64))
-            raw = self._take(words, -(-d.in_c // per), "HEAD weights").tolist()
-            weight = np.array([_signed(raw[c // per] >> ((c % per) * wb), wb) for c in range(d.in_c)])
+            raw = self._take(words, -(-d.in_c // per), "HEAD weights")
+            weight = _unpack_fields(raw, wb)[: d.in_c]
             logit = int(
                 nm.head_logits(
                     pooled[None], weight[None], np.array([bias]), frac_bits=cfg.numerics.frac_bits

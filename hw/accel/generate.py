@@ -30,7 +30,7 @@ from amaranth.hdl import Value
 from hw.accel import regmap
 from hw.accel.config import ACCEL_CONFIGS, AcceleratorConfig, get_config
 from hw.accel.top import TOP_NAME, AcceleratorTop
-from hw.generate import verilog_of
+from hw.generate import verilog_of, write_if_changed
 from sim.lint import Waiver
 
 __all__ = [
@@ -216,12 +216,6 @@ def describe(top: AcceleratorTop) -> dict[str, Any]:
     }
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-
 def generate(config: str | AcceleratorConfig, out: Path) -> dict[str, Path]:
     """Write the files of the module docstring into ``out/<config name>/``; return their paths."""
     cfg = get_config(config)
@@ -233,9 +227,9 @@ def generate(config: str | AcceleratorConfig, out: Path) -> dict[str, Path]:
         "json": directory / f"{TOP_NAME}.json",
     }
     verilog = verilog_of(top, name=TOP_NAME)
-    _write_if_changed(paths["verilog"], verilog)
-    _write_if_changed(paths["waivers"], waiver_text(WAIVERS, line_waivers(verilog)))
-    _write_if_changed(paths["json"], json.dumps(describe(top), indent=1) + "\n")
+    write_if_changed(paths["verilog"], verilog)
+    write_if_changed(paths["waivers"], waiver_text(WAIVERS, line_waivers(verilog)))
+    write_if_changed(paths["json"], json.dumps(describe(top), indent=1) + "\n")
     return paths
 
 

@@ -19,12 +19,13 @@ directions; :func:`plan` adds the stages' band counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from hw.accel.bands import BandedStage
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.descriptors import DESC_WORDS, Descriptor, Grouping, Opcode
 from hw.accel.lifunit import spike_fifo_depth
-from hw.accel.program import Program, stream_words_for
+from hw.accel.program import Program
 
 __all__ = [
     "CommandEstimate",
@@ -101,7 +102,12 @@ def _lif_jobs(count: int, pace: int, cfg: AcceleratorConfig) -> tuple[int, int]:
     ``lif_lanes`` cycles. The first value counts from the first offer to the last job's
     acceptance, the second from then until its spikes are written.
     """
-    latency, service, depth = cfg.lif_params().latency, cfg.lif_lanes, spike_fifo_depth(cfg)
+    return _lif_queue(count, pace, cfg.lif_params().latency, cfg.lif_lanes, spike_fifo_depth(cfg))
+
+
+@lru_cache(maxsize=256)
+def _lif_queue(count: int, pace: int, latency: int, service: int, depth: int) -> tuple[int, int]:
+    # Every block of a model repeats the same attention shape: simulate each once.
     stages = [False] * latency  # stages[-1] is the array's output register
     level = 0  # beats in the spike FIFO
     lane = 0  # the writer's position in the FIFO's head beat
@@ -157,9 +163,7 @@ def command_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     op = d.opcode
     if op == Opcode.END:
         return DESC_WORDS, 0
-    if op == Opcode.LOAD:
-        engine = d.count + _TRANSFER_EXTRA[op]
-    elif op == Opcode.STORE:
+    if op in (Opcode.LOAD, Opcode.STORE):
         engine = d.count + _TRANSFER_EXTRA[op]
     elif op == Opcode.POOL:
         engine = d.out_h * d.out_w * d.in_c * d.kernel * d.kernel + _TRANSFER_EXTRA[op]
@@ -185,8 +189,7 @@ def estimate(program: Program) -> list[CommandEstimate]:
     for index, command in enumerate(program.commands):
         d = command.descriptor
         cycles, ops = command_cycles(d, cfg)
-        fed = command.is_input or command.feed is not None
-        words_in = DESC_WORDS + (stream_words_for(d.count, cfg.timesteps) if fed else len(command.payload))
+        words_in = command.stream_words(cfg.timesteps)
         words_out = next(outputs).words if d.opcode in (Opcode.STORE, Opcode.HEAD) else 0
         out.append(CommandEstimate(index, command.name, d.opcode, cycles, ops, words_in, words_out))
     return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from hw.accel.bands import BandedStage
 from hw.accel.config import STREAM_BITS, AcceleratorConfig
-from hw.accel.descriptors import Descriptor, Opcode
+from hw.accel.descriptors import DESC_WORDS, Descriptor, Opcode
 
 __all__ = [
     "Command",
@@ -182,6 +182,13 @@ class Command:
     @property
     def opcode(self) -> Opcode:
         return self.descriptor.opcode
+
+    def stream_words(self, hw_timesteps: int) -> int:
+        """Input-stream words of the command: its descriptor, then its constant payload or, for
+        the input and host-fed loads, the packed activation words."""
+        fed = self.is_input or self.feed is not None
+        payload = stream_words_for(self.descriptor.count, hw_timesteps) if fed else len(self.payload)
+        return DESC_WORDS + payload
 
 
 @dataclass(frozen=True)

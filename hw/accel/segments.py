@@ -16,8 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hw.accel.descriptors import DESC_WORDS
-from hw.accel.program import Program, ProgramError, stream_to_words, stream_words_for, words_to_stream
+from hw.accel.program import Program, ProgramError, stream_to_words, words_to_stream
 
 __all__ = [
     "host_tensors",
@@ -39,14 +38,7 @@ def host_tensors(program: Program, x: np.ndarray) -> dict[str, np.ndarray]:
 def segment_input_words(program: Program, segment: int) -> int:
     """Stream words of segment ``segment`` (independent of the sample)."""
     commands, _ = program.segments()[segment]
-    total = 0
-    for index in commands:
-        command = program.commands[index]
-        fed = command.is_input or command.feed is not None
-        count = command.descriptor.count
-        payload = stream_words_for(count, program.config.timesteps) if fed else len(command.payload)
-        total += DESC_WORDS + payload
-    return total
+    return sum(program.commands[index].stream_words(program.config.timesteps) for index in commands)
 
 
 def segment_stream(program: Program, segment: int, tensors: dict[str, np.ndarray]) -> np.ndarray:

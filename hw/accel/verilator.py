@@ -26,6 +26,7 @@ from hw.accel.program import Program
 from hw.accel.regmap import ErrorFlag
 from hw.accel.top import TOP_NAME
 from sim import runner
+from sim.tools import locked
 
 __all__ = ["RunResult", "VerilatorAccelerator", "check_outputs", "DEFAULT_ROOT"]
 
@@ -81,14 +82,15 @@ class VerilatorAccelerator:
     def build(self, *, waves: bool | None = None) -> float:
         """Generate and build (a no-op when unchanged); returns the seconds it took."""
         began = time.perf_counter()
-        paths = generate(self.config, self.root / "rtl")
-        runner.build(
-            [paths["waivers"], paths["verilog"]],
-            toplevel=TOP_NAME,
-            build_dir=self.build_dir,
-            waves=waves,
-            objcache_dir=self.root / "verilator" / ".objcache",
-        )
+        with locked(self.build_dir):  # pytest-xdist workers may build the same top at once
+            paths = generate(self.config, self.root / "rtl")
+            runner.build(
+                [paths["waivers"], paths["verilog"]],
+                toplevel=TOP_NAME,
+                build_dir=self.build_dir,
+                waves=waves,
+                objcache_dir=self.root / "verilator" / ".objcache",
+            )
         self.build_seconds = time.perf_counter() - began
         return self.build_seconds
 

@@ -4,8 +4,9 @@ An untrained Hardware Spikeformer barely fires: its BatchNorm layers start at ze
 and unit variance, so most currents stay below threshold and a bit-exact comparison
 would mostly compare zeros. :func:`firing_int_model` gives the BatchNorm layers seeded
 statistics and affine parameters under which every layer fires, then quantizes the
-model to its :class:`golden.intmodel.IntModel`. The accelerator's schedule does not
-depend on the values, so cycle figures are those of the trained model.
+model to its :class:`golden.intmodel.IntModel` (event input for two-channel presets).
+The accelerator's schedule does not depend on the values, so cycle figures are those of
+the trained model.
 """
 
 from __future__ import annotations
@@ -39,4 +40,4 @@ def firing_int_model(preset: str, *, seed: int = 0, **overrides: Any) -> IntMode
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) * 2 + 1)
             shift = 0.6 if isinstance(m, torch.nn.BatchNorm1d) else 0.0
             m.bias.data.copy_(torch.rand(m.num_features, generator=g) + shift)
-    return to_int_model(FakeQuantModel(net), event=True)
+    return to_int_model(FakeQuantModel(net), event=net.cfg.in_channels == 2)
