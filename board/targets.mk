@@ -4,8 +4,10 @@
 #   make bitstream                 Verilog of the accelerator + Vivado batch flow (board/bitstream.tcl)
 #                                  -> $(BOARD_OUT)/spikeformer.bit + spikeformer.hwh; needs `vivado`
 #                                  on PATH and stops at once without it
-#     ACCEL_CONFIG=pynq-z2         accelerator configuration (hw.accel.config presets)
-#     CLOCK_MHZ=100                fabric clock
+#     ACCEL_CONFIG=pynq-z2         accelerator configuration (protocol.config presets)
+#     CLOCK_MHZ=                   fabric clock override in MHz (default: none, the accelerator
+#                                  configuration's clock_mhz in protocol/config.py); deploy passes
+#                                  it to host.run for frames per second and timeouts
 #     VIVADO_JOBS=4                parallel implementation jobs
 #   make deploy BOARD=user@host    copy overlay, driver and export to a PYNQ board over ssh and run
 #                                  `python -m host.run --backend pynq` there (docs/board.md)
@@ -15,7 +17,7 @@
 
 BOARD_OUT ?= $(BUILD)/board
 ACCEL_CONFIG ?= pynq-z2
-CLOCK_MHZ ?= 100
+CLOCK_MHZ ?=
 VIVADO_JOBS ?= 4
 DEPLOY_EXPORT ?= $(EXPORT)/export
 BOARD_DIR ?= spikeformer
@@ -24,11 +26,11 @@ SAMPLES ?= 32
 .PHONY: bitstream deploy
 
 bitstream: setup
-	$(PY) -m host.bitstream --config $(ACCEL_CONFIG) --clock-mhz $(CLOCK_MHZ) --jobs $(VIVADO_JOBS) \
-	  --out $(BOARD_OUT)
+	$(PY) -m host.bitstream --config $(ACCEL_CONFIG) $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) \
+	  --jobs $(VIVADO_JOBS) --out $(BOARD_OUT)
 
 deploy: setup
 	@test -n "$(BOARD)" || { echo "usage: make deploy BOARD=<user@board-host> [DEPLOY_EXPORT=dir]" >&2; exit 2; }
 	$(PY) -m host.deploy --board $(BOARD) --export $(DEPLOY_EXPORT) --overlay-dir $(BOARD_OUT) \
 	  --stage $(BUILD)/deploy --board-dir $(BOARD_DIR) --config $(ACCEL_CONFIG) --samples $(SAMPLES) \
-	  --clock-mhz $(CLOCK_MHZ)
+	  $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ))

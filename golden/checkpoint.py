@@ -34,6 +34,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from contract.files import atomic_path
+
 from .distributed import unwrap_model
 
 __all__ = [
@@ -188,17 +190,10 @@ def save_checkpoint(
         "best": _plain(dict(best), "best") if best is not None else None,
         "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the rename: a crash must not leave an empty checkpoint
     return path
 
 

@@ -30,8 +30,11 @@ Two backends compute the same outputs, bit for bit:
     graph, saving only ``H``; the backward pass is a hand-written reverse
     recurrence ``dL/dH[t] = dL/dS[t] sg'(u[t]) + (1 - k) c[t] dL/dH[t+1]`` with
     ``c[t] = 1 - S[t]`` (detach_reset) or ``1 - S[t] - H[t] sg'(u[t])``. The
-    recurrence always runs in float32 (also under AMP); outputs come back in the
-    input's dtype.
+    recurrence runs in float64 for float64 inputs and in float32 for every other
+    dtype (float16 and bfloat16 too, also under AMP); outputs come back in the
+    input's dtype. float64 is not narrowed because the spikes would then differ from
+    the loop backend (and SpikingJelly) wherever ``H`` lies within float32 rounding
+    of ``V_th``.
 """
 
 from __future__ import annotations
@@ -143,8 +146,17 @@ def lif_loop(
     v = torch.zeros_like(x[0])
     outputs = []
     for x_t in x:
-        out, v = lif_step(x_t, v, tau=tau, decay=decay, v_threshold=v_threshold, surrogate=surrogate,
-                          alpha=alpha, detach_reset=detach_reset, liaf=liaf)
+        out, v = lif_step(
+            x_t,
+            v,
+            tau=tau,
+            decay=decay,
+            v_threshold=v_threshold,
+            surrogate=surrogate,
+            alpha=alpha,
+            detach_reset=detach_reset,
+            liaf=liaf,
+        )
         outputs.append(out)
     return torch.stack(outputs)
 
@@ -155,6 +167,11 @@ def _charge_(buf: torch.Tensor, tau: float, decay: torch.Tensor | None) -> torch
 
 
 _BLOCK_ELEMENTS = 1 << 16  # CPU: values per time block; a few such buffers fit in L2 cache
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype the fused recurrence runs in: float64 stays, everything else is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _time_blocks(steps: int, per_step: int, device: torch.device) -> list[tuple[int, int]]:
@@ -203,21 +220,23 @@ class FusedLIF(torch.autograd.Function):
         return out.view(x.shape).to(x.dtype)
 
     @staticmethod
-    def _forward(ctx: Any, x: torch.Tensor, decay: torch.Tensor | None, tau: float, v_threshold: float,
-                 liaf: bool) -> torch.Tensor:
-        x32 = x.detach().to(torch.float32).contiguous().view(x.shape[0], -1)
-        gate = None if decay is None else decay.detach().to(torch.float32)
-        out = torch.empty_like(x32)
-        v = torch.zeros_like(x32[0])
+    def _forward(
+        ctx: Any, x: torch.Tensor, decay: torch.Tensor | None, tau: float, v_threshold: float, liaf: bool
+    ) -> torch.Tensor:
+        work = _work_dtype(x.dtype)
+        xw = x.detach().to(work).contiguous().view(x.shape[0], -1)
+        gate = None if decay is None else decay.detach().to(work)
+        out = torch.empty_like(xw)
+        v = torch.zeros_like(xw[0])
         spike = torch.empty_like(v) if liaf else None
         # tau = 2**k: V + (X - V) * 2**-k in one op; exact, because scaling by 2**-k does not round.
         shift_charge = gate is None and math.frexp(tau)[0] == 0.5
         blocks: list[torch.Tensor] = []
-        for t0, t1 in _time_blocks(*x32.shape, x32.device):
-            h = torch.empty_like(x32[t0:t1])
+        for t0, t1 in _time_blocks(*xw.shape, xw.device):
+            h = torch.empty_like(xw[t0:t1])
             for t in range(t0, t1):
                 h_t = h[t - t0]
-                torch.sub(x32[t], v, out=h_t)
+                torch.sub(xw[t], v, out=h_t)
                 if shift_charge:
                     torch.add(v, h_t, alpha=1.0 / tau, out=h_t)
                 else:
@@ -229,7 +248,7 @@ class FusedLIF(torch.autograd.Function):
                 torch.clamp_min(h, 0.0, out=out[t0:t1])
             blocks.append(h)
         ctx.learn_decay = decay is not None and ctx.needs_input_grad[1]
-        ctx.save_for_backward(x32 if ctx.learn_decay else None, gate, *blocks)
+        ctx.save_for_backward(xw if ctx.learn_decay else None, gate, *blocks)
         return out
 
     @staticmethod
@@ -240,9 +259,9 @@ class FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x32, gate, *blocks = ctx.saved_tensors
+        xw, gate, *blocks = ctx.saved_tensors
         tau, v_threshold, surrogate, alpha, detach_reset, liaf, learn_decay, dtype = ctx.cfg
-        g = grad_out.to(torch.float32).contiguous().view(grad_out.shape[0], -1)
+        g = grad_out.to(_work_dtype(dtype)).contiguous().view(grad_out.shape[0], -1)
         steps = g.shape[0]
         # grad_x[t] holds dL/dH[t] / scale until step t is finished, then dL/dX[t]: the
         # constant factor `scale` of the surrogate derivative is applied when finishing.
@@ -251,7 +270,7 @@ class FusedLIF(torch.autograd.Function):
         leak = 1.0 - 1.0 / tau if gate is None else 1.0 - gate
         to_x = scale / tau if gate is None else gate * scale
         grad_x = torch.empty_like(g)
-        grad_gate = torch.zeros((), dtype=torch.float32, device=g.device) if learn_decay else None
+        grad_gate = torch.zeros((), dtype=g.dtype, device=g.device) if learn_decay else None
         ranges = _time_blocks(steps, g.shape[1], g.device)
         # Scratch reused by every block (fresh buffers per block would fault in new pages).
         u_buf, c_buf = torch.empty_like(blocks[0]), torch.empty_like(blocks[0])
@@ -271,20 +290,29 @@ class FusedLIF(torch.autograd.Function):
             if isinstance(leak, torch.Tensor):
                 coupling.mul_(leak)
             for t in range(min(t1, steps - 1) - 1, t0 - 1, -1):
-                grad_x[t].addcmul_(coupling[t - t0], grad_x[t + 1],
-                                   value=1.0 if isinstance(leak, torch.Tensor) else leak)
+                grad_x[t].addcmul_(
+                    coupling[t - t0], grad_x[t + 1], value=1.0 if isinstance(leak, torch.Tensor) else leak
+                )
             # Steps t0+1 .. t1 are complete now (t0 still feeds the block before).
             hi = min(t1 + 1, steps)
-            _finish(grad_x, t0 + 1, hi, h[: hi - t0 - 1], x32, grad_gate, v_threshold, to_x)
-        _finish(grad_x, 0, 1, None, x32, grad_gate, v_threshold, to_x)
+            _finish(grad_x, t0 + 1, hi, h[: hi - t0 - 1], xw, grad_gate, v_threshold, to_x)
+        _finish(grad_x, 0, 1, None, xw, grad_gate, v_threshold, to_x)
         grad_decay = None
         if grad_gate is not None:
             grad_decay = (grad_gate * scale).reshape(gate.shape)
         return grad_x.to(dtype), grad_decay
 
 
-def _finish(grad_x: torch.Tensor, lo: int, hi: int, h_prev: torch.Tensor | None, x32: torch.Tensor | None,
-            grad_gate: torch.Tensor | None, v_threshold: float, to_x: float | torch.Tensor) -> None:
+def _finish(
+    grad_x: torch.Tensor,
+    lo: int,
+    hi: int,
+    h_prev: torch.Tensor | None,
+    xw: torch.Tensor | None,
+    grad_gate: torch.Tensor | None,
+    v_threshold: float,
+    to_x: float | torch.Tensor,
+) -> None:
     """Turn steps ``lo .. hi-1`` from scaled dL/dH into dL/dX; accumulate the PLIF gate's gradient.
 
     ``h_prev`` holds ``H`` of steps ``lo-1 .. hi-2`` (``None`` when ``lo == 0``).
@@ -294,7 +322,7 @@ def _finish(grad_x: torch.Tensor, lo: int, hi: int, h_prev: torch.Tensor | None,
     gh = grad_x[lo:hi]
     if grad_gate is not None:
         # dH[t]/dk = X[t] - V[t-1], with V[t-1] = H[t-1] (1 - S[t-1]) and V[-1] = 0.
-        drive = x32[lo:hi].clone()
+        drive = xw[lo:hi].clone()
         if h_prev is not None:
             drive.sub_(h_prev * (h_prev < v_threshold))
         grad_gate.add_((gh * drive).sum())
@@ -384,17 +412,27 @@ class LIFNode(nn.Module):
             raise ValueError(f"LIFNode expects input [T, ...] with T >= 1, got shape {tuple(x.shape)}")
         decay = torch.sigmoid(self.w) if self.learnable_tau else None
         if self._backend == "loop":
-            return lif_loop(x, tau=self._tau, decay=decay, v_threshold=self.v_threshold,
-                            surrogate=self.surrogate, alpha=self.alpha, detach_reset=self.detach_reset,
-                            liaf=self.liaf)
-        return FusedLIF.apply(x, decay, self._tau, self.v_threshold, self.surrogate, self.alpha,
-                              self.detach_reset, self.liaf)
+            return lif_loop(
+                x,
+                tau=self._tau,
+                decay=decay,
+                v_threshold=self.v_threshold,
+                surrogate=self.surrogate,
+                alpha=self.alpha,
+                detach_reset=self.detach_reset,
+                liaf=self.liaf,
+            )
+        return FusedLIF.apply(
+            x, decay, self._tau, self.v_threshold, self.surrogate, self.alpha, self.detach_reset, self.liaf
+        )
 
     def extra_repr(self) -> str:
         tau = "learnable, init " if self.learnable_tau else ""
-        return (f"tau={tau}{self._tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate}"
-                f"(alpha={self.alpha}), detach_reset={self.detach_reset}, liaf={self.liaf}, "
-                f"backend={self._backend}")
+        return (
+            f"tau={tau}{self._tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate}"
+            f"(alpha={self.alpha}), detach_reset={self.detach_reset}, liaf={self.liaf}, "
+            f"backend={self._backend}"
+        )
 
 
 def set_backend(module: nn.Module, backend: str) -> int:

@@ -35,14 +35,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .intmodel import IntModel, Op
+from contract.intmodel import IntModel, Op
+from contract.numerics import NumericsConfig
+
 from .models.hw_spikeformer import ConvBNLIF, HwSpikeformer, LinearBNLIF, SumPoolHead
+from .models.sj_spikformer import SjSpikformer
 from .neuron import LIFNode, SurrogateSpike
-from .numerics import NumericsConfig
 
 __all__ = [
     "QuantizationError",
     "QuantizationWarning",
+    "SJ_MISSING_OPS",
     "numerics_for",
     "fold_batchnorm",
     "channel_scales",
@@ -56,6 +59,16 @@ __all__ = [
 
 class QuantizationError(ValueError):
     """The float model cannot be quantized under the integer rules (the message names the module)."""
+
+
+SJ_MISSING_OPS = (
+    "pool-before-LIF (max-pool of currents in stem stages)",
+    "the positional-encoding residual (pe spikes + stem spikes)",
+    "fused qkv with channel-major ((V K^T) Q) attention",
+    "the mean/Linear head per time step averaged over T",
+    "real-valued input without input_bits",
+)
+"""Ops of :class:`~golden.models.sj_spikformer.SjSpikformer` the integer side does not have yet."""
 
 
 class QuantizationWarning(UserWarning):
@@ -73,14 +86,20 @@ def _ste_floor(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- numerics of a model
-def numerics_for(model: nn.Module, *, weight_bits: int = 8, frac_bits: int = 4,
-                 membrane_bits: int = 24) -> NumericsConfig:
+def numerics_for(
+    model: nn.Module, *, weight_bits: int = 8, frac_bits: int = 4, membrane_bits: int = 24
+) -> NumericsConfig:
     """The :class:`NumericsConfig` of ``model``: ``leak_shift`` from its LIF ``tau``,
     ``input_bits`` from its config; the other widths as given.
 
     Raises :class:`QuantizationError` if a LIF is learnable-tau, or its ``tau`` is not
     a power of two or differs between layers.
     """
+    if isinstance(model, SjSpikformer):
+        raise QuantizationError(
+            f"{model.cfg.name}: SpikingJelly's Spikformer does not quantize yet: the integer "
+            f"reference and the RTL lack {', '.join(SJ_MISSING_OPS)}"
+        )
     if not isinstance(model, HwSpikeformer):
         raise QuantizationError(f"only Hardware Spikeformer models quantize, not {type(model).__name__}")
     shifts = set()
@@ -88,20 +107,29 @@ def numerics_for(model: nn.Module, *, weight_bits: int = 8, frac_bits: int = 4,
         if isinstance(module, LIFNode):
             tau = module.tau
             k = round(math.log2(tau)) if tau > 0 else -1
-            if module.learnable_tau or k < 0 or 2.0 ** k != tau:
-                raise QuantizationError(f"LIF {name!r}: tau {tau!r} is not a fixed power of two; the integer "
-                                        "LIF shifts by log2(tau)")
+            if module.learnable_tau or k < 0 or 2.0**k != tau:
+                raise QuantizationError(
+                    f"LIF {name!r}: tau {tau!r} is not a fixed power of two; the integer "
+                    "LIF shifts by log2(tau)"
+                )
             shifts.add(k)
     if len(shifts) != 1:
-        raise QuantizationError(f"all LIF neurons must share one tau (one leak shift), got shifts "
-                                f"{sorted(shifts)}")
-    return NumericsConfig(weight_bits=weight_bits, frac_bits=frac_bits, membrane_bits=membrane_bits,
-                          leak_shift=shifts.pop(), input_bits=model.cfg.input_bits)
+        raise QuantizationError(
+            f"all LIF neurons must share one tau (one leak shift), got shifts {sorted(shifts)}"
+        )
+    return NumericsConfig(
+        weight_bits=weight_bits,
+        frac_bits=frac_bits,
+        membrane_bits=membrane_bits,
+        leak_shift=shifts.pop(),
+        input_bits=model.cfg.input_bits,
+    )
 
 
 # --------------------------------------------------------------------------- folding and scales
-def fold_batchnorm(weight: torch.Tensor, bn: nn.BatchNorm1d | nn.BatchNorm2d, *,
-                   in_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_batchnorm(
+    weight: torch.Tensor, bn: nn.BatchNorm1d | nn.BatchNorm2d, *, in_scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fold eval-mode BatchNorm into ``weight`` ``[O, ...]`` (docs/numerics.md section 4), in float64.
 
     Returns ``(W', b')`` with ``bn(W s / in_scale) == W' s + b'`` (per output channel).
@@ -135,27 +163,37 @@ class LayerQuant:
     scale: torch.Tensor
 
 
-def quantize_layer(weight: torch.Tensor, bn: nn.BatchNorm1d | nn.BatchNorm2d, *, v_threshold: float,
-                   cfg: NumericsConfig, in_scale: float = 1.0, name: str = "") -> LayerQuant:
+def quantize_layer(
+    weight: torch.Tensor,
+    bn: nn.BatchNorm1d | nn.BatchNorm2d,
+    *,
+    v_threshold: float,
+    cfg: NumericsConfig,
+    in_scale: float = 1.0,
+    name: str = "",
+) -> LayerQuant:
     """``Wq``, ``b_c``, ``theta_c`` and ``alpha_c`` of ``weight`` + ``bn`` (docs/numerics.md section 4)."""
     w_fold, b_fold = fold_batchnorm(weight, bn, in_scale=in_scale)
     alpha = channel_scales(w_fold, weight_max=cfg.weight_max, v_threshold=v_threshold)
     shape = (-1,) + (1,) * (w_fold.dim() - 1)
     w_q = torch.clamp(_ste_round(w_fold / alpha.view(shape)), -cfg.weight_max, cfg.weight_max)
-    unit = 2.0 ** cfg.frac_bits
+    unit = 2.0**cfg.frac_bits
     bias = _ste_round(b_fold * unit / alpha)
     theta = torch.round(v_threshold * unit / alpha)
     lo, hi = cfg.membrane_min, cfg.membrane_max
     if bool((bias.detach() < lo).any() or (bias.detach() > hi).any() or (theta > hi).any()):
-        warnings.warn(f"layer {name!r}: a bias or threshold exceeds membrane_bits={cfg.membrane_bits} and "
-                      "is clamped (a channel whose folded weights are negligible)", QuantizationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"layer {name!r}: a bias or threshold exceeds membrane_bits={cfg.membrane_bits} and "
+            "is clamped (a channel whose folded weights are negligible)",
+            QuantizationWarning,
+            stacklevel=2,
+        )
     return LayerQuant(w_q, torch.clamp(bias, lo, hi), torch.clamp(theta, 1, hi), alpha)
 
 
 def attention_threshold(v_threshold: float, scale: float, cfg: NumericsConfig) -> int:
     """``theta_a = max(1, round(V_a 2^F / scale))`` (docs/numerics.md section 7)."""
-    return min(max(1, round(v_threshold * 2 ** cfg.frac_bits / scale)), cfg.membrane_max)
+    return min(max(1, round(v_threshold * 2**cfg.frac_bits / scale)), cfg.membrane_max)
 
 
 # --------------------------------------------------------------------------- fake-quant modules
@@ -173,8 +211,15 @@ class _Recorder:
 class _SynapseQuantizer(nn.Module):
     """Owns one layer's float ``conv``/``linear`` and ``bn``; computes its :class:`LayerQuant` per forward."""
 
-    def __init__(self, name: str, layer: nn.Conv2d | nn.Linear, bn: nn.Module, lif: LIFNode,
-                 cfg: NumericsConfig, in_scale: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        layer: nn.Conv2d | nn.Linear,
+        bn: nn.Module,
+        lif: LIFNode,
+        cfg: NumericsConfig,
+        in_scale: float,
+    ) -> None:
         super().__init__()
         if getattr(layer, "bias", None) is not None:
             raise QuantizationError(f"layer {name!r}: conv/linear must have no bias (BN supplies it)")
@@ -183,8 +228,14 @@ class _SynapseQuantizer(nn.Module):
         self.params: LayerQuant | None = None
 
     def refresh(self) -> LayerQuant:
-        self.params = quantize_layer(self.layer.weight, self.bn, v_threshold=self.v_threshold, cfg=self.cfg,
-                                     in_scale=self.in_scale, name=self.name)
+        self.params = quantize_layer(
+            self.layer.weight,
+            self.bn,
+            v_threshold=self.v_threshold,
+            cfg=self.cfg,
+            in_scale=self.in_scale,
+            name=self.name,
+        )
         return self.params
 
 
@@ -228,7 +279,7 @@ class _QuantAffine(_Bound):
         if self._quant.in_scale != 1.0:
             x = _ste_round(x)  # the first layer's accumulator: see _QuantConv
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        return x * 2.0 ** self._quant.cfg.frac_bits + self.params.bias.view(shape)
+        return x * 2.0**self._quant.cfg.frac_bits + self.params.bias.view(shape)
 
 
 class IntLIF(nn.Module):
@@ -237,7 +288,7 @@ class IntLIF(nn.Module):
     ``x`` (``[T, ...]``) is multiplied by ``gain`` (``2^F / scale`` for the attention LIF, else 1),
     rounded (a no-op for the exact integers it receives), saturated to ``M`` bits, then
     ``h = v + floor((x - v) / 2^k)``, ``s = h >= theta``, ``v = s ? 0 : h``. Forward values
-    equal :func:`golden.numerics.lif_trace`; the backward pass uses the float LIF's
+    equal :func:`contract.numerics.lif_trace`; the backward pass uses the float LIF's
     surrogate on ``(h - theta) * V_th / theta`` (the float ``H - V_th``) and the identity for
     the floor (straight-through).
 
@@ -259,8 +310,17 @@ class IntLIF(nn.Module):
         Trace store shared with the owning :class:`FakeQuantModel` (a private one if omitted).
     """
 
-    def __init__(self, *, name: str, threshold: int | Callable[[], torch.Tensor], channel_axes: int,
-                 gain: float, lif: LIFNode, cfg: NumericsConfig, recorder: _Recorder | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        threshold: int | Callable[[], torch.Tensor],
+        channel_axes: int,
+        gain: float,
+        lif: LIFNode,
+        cfg: NumericsConfig,
+        recorder: _Recorder | None = None,
+    ) -> None:
         super().__init__()
         self.name, self.channel_axes, self.gain, self.cfg = name, channel_axes, gain, cfg
         self.v_threshold, self.surrogate, self.alpha = lif.v_threshold, lif.surrogate, lif.alpha
@@ -282,7 +342,7 @@ class IntLIF(nn.Module):
         theta = self.threshold().double()
         theta = theta.view((-1,) + (1,) * self.channel_axes) if theta.dim() else theta
         to_float = self.v_threshold / theta  # maps h - theta back to the float model's H - V_th
-        step = 2.0 ** cfg.leak_shift
+        step = 2.0**cfg.leak_shift
         v = torch.zeros_like(x[0])
         spikes = []
         for x_t in x:
@@ -315,15 +375,15 @@ class _QuantHead(nn.Module):
         alpha = amax / self.cfg.weight_max if amax > 0 else torch.ones((), dtype=torch.float64)
         w_q = torch.clamp(_ste_round(w / alpha), -self.cfg.weight_max, self.cfg.weight_max)
         b = self.linear.bias.double() if self.linear.bias is not None else torch.zeros(w.shape[0]).double()
-        return w_q, _ste_round(b * (self.tokens * 2.0 ** self.cfg.frac_bits) / alpha), alpha
+        return w_q, _ste_round(b * (self.tokens * 2.0**self.cfg.frac_bits) / alpha), alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_q, b_q, alpha = self.quantize()
         pooled = x.double().sum(dim=(0, 2))
-        logits = pooled @ w_q.t() * 2.0 ** self.cfg.frac_bits + b_q
+        logits = pooled @ w_q.t() * 2.0**self.cfg.frac_bits + b_q
         self._recorder.put("head.pooled", pooled)
         self._recorder.put("head", logits)
-        return logits * (alpha.detach() / (self.tokens * 2.0 ** self.cfg.frac_bits))
+        return logits * (alpha.detach() / (self.tokens * 2.0**self.cfg.frac_bits))
 
 
 # --------------------------------------------------------------------------- the fake-quant model
@@ -347,11 +407,14 @@ class FakeQuantModel(nn.Module):
     def __init__(self, model: HwSpikeformer, numerics: NumericsConfig | None = None) -> None:
         super().__init__()
         cfg = numerics or numerics_for(model)
-        expected = numerics_for(model, weight_bits=cfg.weight_bits, frac_bits=cfg.frac_bits,
-                                membrane_bits=cfg.membrane_bits)
+        expected = numerics_for(
+            model, weight_bits=cfg.weight_bits, frac_bits=cfg.frac_bits, membrane_bits=cfg.membrane_bits
+        )
         if expected != cfg:
-            raise QuantizationError(f"numerics {cfg} do not fit the model: leak_shift and input_bits must be "
-                                    f"{expected.leak_shift} and {expected.input_bits}")
+            raise QuantizationError(
+                f"numerics {cfg} do not fit the model: leak_shift and input_bits must be "
+                f"{expected.leak_shift} and {expected.input_bits}"
+            )
         self.numerics = cfg
         self.net = copy.deepcopy(model).double().eval()
         self._recorder = _Recorder()
@@ -368,13 +431,20 @@ class FakeQuantModel(nn.Module):
                 for part in ("q", "k", "v", "proj"):
                     self._replace_synapse(f"{base}.{part}", getattr(attn, part))
                 theta = attention_threshold(attn.attn_lif.v_threshold, attn.scale, cfg)
-                attn.attn_lif = IntLIF(name=f"{base}.attention", threshold=theta, channel_axes=0,
-                                       gain=2.0 ** cfg.frac_bits / attn.scale, lif=attn.attn_lif, cfg=cfg,
-                                       recorder=self._recorder)
+                attn.attn_lif = IntLIF(
+                    name=f"{base}.attention",
+                    threshold=theta,
+                    channel_axes=0,
+                    gain=2.0**cfg.frac_bits / attn.scale,
+                    lif=attn.attn_lif,
+                    cfg=cfg,
+                    recorder=self._recorder,
+                )
             for part in ("fc1", "fc2"):
                 self._replace_synapse(f"blocks.{b}.mlp.{part}", getattr(block.mlp, part))
-        net.head = _QuantHead(net.head, tokens=net.cfg.timesteps * net.cfg.num_tokens, cfg=cfg,
-                              recorder=self._recorder)
+        net.head = _QuantHead(
+            net.head, tokens=net.cfg.timesteps * net.cfg.num_tokens, cfg=cfg, recorder=self._recorder
+        )
         self._install_value_hooks()
 
     def _replace_synapse(self, name: str, layer: ConvBNLIF | LinearBNLIF, *, in_scale: float = 1.0) -> None:
@@ -387,9 +457,15 @@ class FakeQuantModel(nn.Module):
         else:
             layer.linear = _QuantLinear(quant)
         layer.bn = _QuantAffine(quant)
-        layer.lif = IntLIF(name=name, threshold=lambda q=quant: q.params.threshold,
-                           channel_axes=2 if is_conv else 0, gain=1.0, lif=layer.lif, cfg=self.numerics,
-                           recorder=self._recorder)
+        layer.lif = IntLIF(
+            name=name,
+            threshold=lambda q=quant: q.params.threshold,
+            channel_axes=2 if is_conv else 0,
+            gain=1.0,
+            lif=layer.lif,
+            cfg=self.numerics,
+            recorder=self._recorder,
+        )
 
     def _install_value_hooks(self) -> None:
         """Record the non-LIF values (pool, tokens, residual adds) under their integer-model op names."""
@@ -471,24 +547,44 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
 
     def synapse(name: str, kind: str, inputs: tuple[str, ...], **params: int) -> Op:
         p = quants[name].params
-        return Op(name=name, kind=kind, inputs=inputs, params=params, lif=f"{name}.lif",
-                  tensors={"weight": _ints(p.weight, f"{name} weight"), "bias": _ints(p.bias, f"{name} bias"),
-                           "threshold": _ints(p.threshold, f"{name} threshold")},
-                  reference={"scale": [float(a) for a in p.scale]})
+        return Op(
+            name=name,
+            kind=kind,
+            inputs=inputs,
+            params=params,
+            lif=f"{name}.lif",
+            tensors={
+                "weight": _ints(p.weight, f"{name} weight"),
+                "bias": _ints(p.bias, f"{name} bias"),
+                "threshold": _ints(p.threshold, f"{name} threshold"),
+            },
+            reference={"scale": [float(a) for a in p.scale]},
+        )
 
     ops, stream = [], "input"
     for i, stage in enumerate(net.tokenizer):
         conv = quants[f"tokenizer.{i}"].layer
-        if conv.dilation != (1, 1) or conv.groups != 1 or conv.stride[0] != conv.stride[1] \
-                or conv.padding[0] != conv.padding[1]:
+        if (
+            conv.dilation != (1, 1)
+            or conv.groups != 1
+            or conv.stride[0] != conv.stride[1]
+            or conv.padding[0] != conv.padding[1]
+        ):
             raise QuantizationError(f"tokenizer.{i}: only square stride/padding, no dilation or groups")
-        ops.append(synapse(f"tokenizer.{i}", "conv", (stream,), stride=conv.stride[0],
-                           padding=conv.padding[0]))
+        ops.append(
+            synapse(f"tokenizer.{i}", "conv", (stream,), stride=conv.stride[0], padding=conv.padding[0])
+        )
         stream = f"tokenizer.{i}"
         if stage.pool is not None:
             pool = stage.pool
-            ops.append(Op(name=f"{stream}.pool", kind="maxpool", inputs=(stream,),
-                          params={"kernel": pool.kernel, "stride": pool.stride, "padding": pool.padding}))
+            ops.append(
+                Op(
+                    name=f"{stream}.pool",
+                    kind="maxpool",
+                    inputs=(stream,),
+                    params={"kernel": pool.kernel, "stride": pool.stride, "padding": pool.padding},
+                )
+            )
             stream = f"{stream}.pool"
     ops.append(Op(name="tokens", kind="tokens", inputs=(stream,)))
     stream = "tokens"
@@ -497,10 +593,16 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
             base = f"blocks.{b}.attn.{j}"
             ops.extend(synapse(f"{base}.{p}", "linear", (stream,)) for p in ("q", "k", "v"))
             theta = int(attn.attn_lif.threshold())
-            ops.append(Op(name=f"{base}.attention", kind="attention",
-                          inputs=tuple(f"{base}.{p}" for p in "qkv"),
-                          params={"grouping": attn.grouping, "heads": attn.heads, "threshold": theta},
-                          lif=f"{base}.attn_lif", reference={"scale": float(attn.scale)}))
+            ops.append(
+                Op(
+                    name=f"{base}.attention",
+                    kind="attention",
+                    inputs=tuple(f"{base}.{p}" for p in "qkv"),
+                    params={"grouping": attn.grouping, "heads": attn.heads, "threshold": theta},
+                    lif=f"{base}.attn_lif",
+                    reference={"scale": float(attn.scale)},
+                )
+            )
             ops.append(synapse(f"{base}.proj", "linear", (f"{base}.attention",)))
             ops.append(Op(name=f"{base}.add", kind="add", inputs=(stream, f"{base}.proj")))
             stream = f"{base}.add"
@@ -510,13 +612,26 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
         stream = f"blocks.{b}.mlp.add"
     w_q, b_q, alpha = net.head.quantize()
     tokens = net.head.tokens
-    ops.append(Op(name="head", kind="head", inputs=(stream,),
-                  tensors={"weight": _ints(w_q, "head weight"), "bias": _ints(b_q, "head bias")},
-                  reference={"logit_scale": float(alpha) / (tokens * 2 ** cfg.frac_bits)}))
+    ops.append(
+        Op(
+            name="head",
+            kind="head",
+            inputs=(stream,),
+            tensors={"weight": _ints(w_q, "head weight"), "bias": _ints(b_q, "head bias")},
+            reference={"logit_scale": float(alpha) / (tokens * 2**cfg.frac_bits)},
+        )
+    )
     mcfg = net.cfg
-    return IntModel(numerics=cfg, input_shape=(mcfg.in_channels, mcfg.img_size, mcfg.img_size),
-                    timesteps=mcfg.timesteps, num_classes=mcfg.num_classes, ops=tuple(ops), preset=mcfg.name,
-                    model_config=_config_dict(mcfg), event=event)
+    return IntModel(
+        numerics=cfg,
+        input_shape=(mcfg.in_channels, mcfg.img_size, mcfg.img_size),
+        timesteps=mcfg.timesteps,
+        num_classes=mcfg.num_classes,
+        ops=tuple(ops),
+        preset=mcfg.name,
+        model_config=_config_dict(mcfg),
+        event=event,
+    )
 
 
 def _config_dict(cfg: Any) -> dict[str, Any]:

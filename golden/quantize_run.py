@@ -2,7 +2,7 @@
 
 1. load the trained float model, derive the widths (:func:`golden.quantize.numerics_for`);
 2. post-training quantization: :class:`~golden.quantize.FakeQuantModel` and the
-   :class:`~golden.intmodel.IntModel` with the same integers;
+   :class:`~contract.intmodel.IntModel` with the same integers;
 3. evaluate on the test split: float / fake-quant / integer top-1, per-layer firing rates,
    float-vs-integer spike agreement, and the exact fake-quant == integer check at every layer;
 4. optionally (``--qat-epochs N``) quantization-aware fine-tuning with straight-through
@@ -31,10 +31,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .export import check_test_vectors, load_export, make_test_vectors, write_export
-from .intmodel import LIF_KINDS, IntModel, compare_traces, quantize_input
+from contract.intmodel import LIF_KINDS, IntModel, compare_traces, quantize_input
+from contract.manifest import check_test_vectors, load_export, make_test_vectors, write_export
+from contract.overflow import overflow_report
+
 from .neuron import LIFNode
-from .overflow import overflow_report
 from .quantize import FakeQuantModel, numerics_for, to_int_model
 
 __all__ = ["LayerStats", "QuantReport", "evaluate_quantization", "finetune_qat", "main", "build_parser"]
@@ -71,9 +72,16 @@ class LayerStats:
         return self.agree / self.elements if self.lif and self.elements else None
 
     def row(self) -> dict[str, Any]:
-        return {"layer": self.name, "kind": self.kind, "lif": self.lif or "", "elements": self.elements,
-                "float_rate": self.float_rate, "int_rate": self.int_rate, "agreement": self.agreement,
-                "fq_int_mismatches": self.fq_mismatches}
+        return {
+            "layer": self.name,
+            "kind": self.kind,
+            "lif": self.lif or "",
+            "elements": self.elements,
+            "float_rate": self.float_rate,
+            "int_rate": self.int_rate,
+            "agreement": self.agreement,
+            "fq_int_mismatches": self.fq_mismatches,
+        }
 
 
 @dataclass
@@ -112,18 +120,29 @@ class QuantReport:
         return self.first_mismatch is None
 
     def summary(self) -> dict[str, Any]:
-        return {"samples": self.samples, "float_top1": self.float_top1, "fakequant_top1": self.fakequant_top1,
-                "integer_top1": self.integer_top1, "drop_points": self.drop,
-                "fakequant_equals_integer": self.fakequant_equals_integer,
-                "first_mismatch": self.first_mismatch}
+        return {
+            "samples": self.samples,
+            "float_top1": self.float_top1,
+            "fakequant_top1": self.fakequant_top1,
+            "integer_top1": self.integer_top1,
+            "drop_points": self.drop,
+            "fakequant_equals_integer": self.fakequant_equals_integer,
+            "first_mismatch": self.first_mismatch,
+        }
 
     def table(self) -> str:
-        rows = [("model", "top-1 %"), ("float", f"{self.float_top1:.2f}"),
-                ("fake-quant", f"{self.fakequant_top1:.2f}"), ("integer", f"{self.integer_top1:.2f}")]
+        rows = [
+            ("model", "top-1 %"),
+            ("float", f"{self.float_top1:.2f}"),
+            ("fake-quant", f"{self.fakequant_top1:.2f}"),
+            ("integer", f"{self.integer_top1:.2f}"),
+        ]
         width = max(len(r[0]) for r in rows)
         lines = [f"{a.ljust(width)}  {b}" for a, b in rows]
-        lines.append(f"{self.samples} test samples; float - integer = {self.drop:+.2f} points; fake-quant == "
-                     f"integer at every layer: {'yes' if self.fakequant_equals_integer else 'NO'}")
+        lines.append(
+            f"{self.samples} test samples; float - integer = {self.drop:+.2f} points; fake-quant == "
+            f"integer at every layer: {'yes' if self.fakequant_equals_integer else 'NO'}"
+        )
         return "\n".join(lines)
 
 
@@ -132,12 +151,16 @@ class _FloatSpikes:
 
     def __init__(self, model: nn.Module) -> None:
         self.spikes: dict[str, torch.Tensor] = {}
-        self.handles = [m.register_forward_hook(self._hook(name)) for name, m in model.named_modules()
-                        if isinstance(m, LIFNode)]
+        self.handles = [
+            m.register_forward_hook(self._hook(name))
+            for name, m in model.named_modules()
+            if isinstance(m, LIFNode)
+        ]
 
     def _hook(self, name: str):  # noqa: ANN202 - torch hook signature
         def hook(module: nn.Module, args: Any, out: torch.Tensor) -> None:
             self.spikes[name] = out.detach()
+
         return hook
 
     def close(self) -> None:
@@ -146,8 +169,12 @@ class _FloatSpikes:
 
 
 @torch.no_grad()
-def evaluate_quantization(float_model: nn.Module, fq: FakeQuantModel, int_model: IntModel,
-                          batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> QuantReport:
+def evaluate_quantization(
+    float_model: nn.Module,
+    fq: FakeQuantModel,
+    int_model: IntModel,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> QuantReport:
     """Run the three models on ``batches`` and compare them layer by layer (see :class:`QuantReport`)."""
     float_model.eval()
     report = QuantReport(layers=[LayerStats(op.name, op.kind, op.lif) for op in int_model.ops])
@@ -157,8 +184,9 @@ def evaluate_quantization(float_model: nn.Module, fq: FakeQuantModel, int_model:
             y = np.asarray(y)
             float_pred = float_model(x).argmax(dim=1).cpu().numpy()
             fq_logits, fq_trace = fq.trace(x)
-            int_logits, int_trace = int_model.run(quantize_input(x, input_max=int_model.numerics.input_max),
-                                                  trace=True)
+            int_logits, int_trace = int_model.run(
+                quantize_input(x, input_max=int_model.numerics.input_max), trace=True
+            )
             report.samples += len(y)
             report.float_correct += int((float_pred == y).sum())
             report.fakequant_correct += int((fq_logits.argmax(axis=1) == y).sum())
@@ -175,8 +203,10 @@ def evaluate_quantization(float_model: nn.Module, fq: FakeQuantModel, int_model:
                 if stats.lif and stats.lif in hooks.spikes:
                     spikes = hooks.spikes[stats.lif].cpu().numpy().astype(np.int64)
                     if spikes.shape != value.shape:
-                        raise ValueError(f"float LIF {stats.lif!r} gives shape {spikes.shape}, the integer "
-                                         f"op {stats.name!r} {value.shape}: layouts differ")
+                        raise ValueError(
+                            f"float LIF {stats.lif!r} gives shape {spikes.shape}, the integer "
+                            f"op {stats.name!r} {value.shape}: layouts differ"
+                        )
                     stats.float_spikes += int(spikes.sum())
                     stats.agree += int((spikes == value).sum())
     finally:
@@ -184,8 +214,14 @@ def evaluate_quantization(float_model: nn.Module, fq: FakeQuantModel, int_model:
     return report
 
 
-def finetune_qat(fq: FakeQuantModel, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, epochs: int,
-                 lr: float = 1e-4, log: Any = print) -> list[float]:
+def finetune_qat(
+    fq: FakeQuantModel,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    epochs: int,
+    lr: float = 1e-4,
+    log: Any = print,
+) -> list[float]:
     """Quantization-aware fine-tuning: straight-through gradients through the integer emulation.
 
     BatchNorm statistics stay frozen (the folded BN is what the hardware runs); the weights,
@@ -213,22 +249,63 @@ def finetune_qat(fq: FakeQuantModel, loader: Iterable[tuple[torch.Tensor, torch.
 
 
 # --------------------------------------------------------------------------- CLI
+def _sample_count(text: str) -> int | None:
+    """``--samples``: a positive count, or ``all`` (``None``)."""
+    if text == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', not {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'all', not {count}")
+    return count
+
+
+def _non_negative(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, not {count}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m golden.quantize", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint written by golden.train")
     p.add_argument("--data-root", default="build/data", help="dataset directory (default: build/data)")
     p.add_argument("--out", required=True, help="output directory (export/, reports)")
-    p.add_argument("--samples", type=int, default=16, help="test samples stored as test vectors (default 16)")
+    p.add_argument(
+        "--samples",
+        type=_sample_count,
+        default=16,
+        help="test samples stored as test vectors, or 'all' for the whole test split (default 16)",
+    )
+    p.add_argument(
+        "--traced-samples",
+        type=_non_negative,
+        default=16,
+        help="of the stored test vectors, how many also store every layer's output and LIF current "
+        "(default 16; traces of a whole test split would dwarf the model)",
+    )
     p.add_argument("--limit", type=int, help="evaluate only the first N test samples (default: all)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--weight-bits", type=int, default=8)
     p.add_argument("--frac-bits", type=int, default=4)
     p.add_argument("--membrane-bits", type=int, default=24)
-    p.add_argument("--allow-saturation", action="store_true",
-                   help="export even if a current bound exceeds the membrane width (warns)")
-    p.add_argument("--qat-epochs", type=int, default=0,
-                   help="quantization-aware fine-tuning epochs when the drop exceeds --qat-threshold "
-                        "(default 0: none)")
+    p.add_argument(
+        "--allow-saturation",
+        action="store_true",
+        help="export even if a current bound exceeds the membrane width (warns)",
+    )
+    p.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=0,
+        help="quantization-aware fine-tuning epochs when the drop exceeds --qat-threshold (default 0: none)",
+    )
     p.add_argument("--qat-threshold", type=float, default=1.0, help="drop in points that triggers QAT")
     p.add_argument("--qat-lr", type=float, default=1e-4)
     p.add_argument("--threads", type=int, help="torch intra-op threads")
@@ -236,8 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _loader(ds: Dataset, batch_size: int, *, shuffle: bool = False) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle,
-                      generator=torch.Generator().manual_seed(0) if shuffle else None)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(0) if shuffle else None,
+    )
 
 
 def _stack(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -273,34 +354,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit:
         test = Subset(test, range(min(args.limit, len(test))))  # type: ignore[arg-type]
     event = test[0][0].dim() == 4  # event frames [T, C, H, W]; static images are [C, H, W]
-    numerics = numerics_for(model, weight_bits=args.weight_bits, frac_bits=args.frac_bits,
-                            membrane_bits=args.membrane_bits)
+    numerics = numerics_for(
+        model, weight_bits=args.weight_bits, frac_bits=args.frac_bits, membrane_bits=args.membrane_bits
+    )
     fq = FakeQuantModel(model, numerics)
     int_model = to_int_model(fq, event=event)
     print(f"quantizing {meta['preset']} ({meta['data']}), numerics {numerics.to_dict()}")
     report = evaluate_quantization(model, fq, int_model, _loader(test, args.batch_size))
-    extra: dict[str, Any] = {"preset": meta["preset"], "data": meta["data"], "numerics": numerics.to_dict(),
-                             "ptq": report.summary(), "qat_epochs": 0}
+    extra: dict[str, Any] = {
+        "preset": meta["preset"],
+        "data": meta["data"],
+        "numerics": numerics.to_dict(),
+        "ptq": report.summary(),
+        "qat_epochs": 0,
+    }
     if args.qat_epochs > 0 and report.drop > args.qat_threshold:
         print(report.table())
         print(f"PTQ drop {report.drop:.2f} > {args.qat_threshold} points: {args.qat_epochs} QAT epoch(s)")
         train = build_dataset(meta["data"], args.data_root, "train", **data_kwargs)
-        extra["qat_losses"] = finetune_qat(fq, _loader(train, 32, shuffle=True), epochs=args.qat_epochs,
-                                           lr=args.qat_lr)
+        extra["qat_losses"] = finetune_qat(
+            fq, _loader(train, 32, shuffle=True), epochs=args.qat_epochs, lr=args.qat_lr
+        )
         extra["qat_epochs"] = args.qat_epochs
         int_model = to_int_model(fq, event=event)
         report = evaluate_quantization(model, fq, int_model, _loader(test, args.batch_size))
-    inputs, labels = _stack(test, args.samples)
-    vectors = make_test_vectors(int_model, inputs, labels)
-    provenance = {"checkpoint": Path(args.checkpoint).name, "epoch": meta.get("epoch"), "data": meta["data"],
-                  "float_top1": report.float_top1, "integer_top1": report.integer_top1}
-    export_dir = write_export(int_model, out / "export", vectors=vectors,
-                              allow_saturation=args.allow_saturation, provenance=provenance)
+    inputs, labels = _stack(test, len(test) if args.samples is None else args.samples)
+    vectors = make_test_vectors(int_model, inputs, labels, traced=args.traced_samples)
+    provenance = {
+        "checkpoint": Path(args.checkpoint).name,
+        "epoch": meta.get("epoch"),
+        "data": meta["data"],
+        "float_top1": report.float_top1,
+        "integer_top1": report.integer_top1,
+    }
+    export_dir = write_export(
+        int_model,
+        out / "export",
+        vectors=vectors,
+        allow_saturation=args.allow_saturation,
+        provenance=provenance,
+    )
     checked = check_test_vectors(load_export(export_dir))
     write_reports(report, out, extra=extra, overflow_table=overflow_report(int_model).table())
     print(report.table())
-    print(f"export: {export_dir} ({len(int_model.ops)} ops, {checked} test vectors re-checked); "
-          f"reports in {out} ({time.time() - start:.1f} s)")
+    print(
+        f"export: {export_dir} ({len(int_model.ops)} ops, {checked} test vectors re-checked); "
+        f"reports in {out} ({time.time() - start:.1f} s)"
+    )
     if not report.fakequant_equals_integer:
         print(f"ERROR: fake-quant and integer models differ: {report.first_mismatch}", file=sys.stderr)
         return 1

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contract.files import atomic_path, atomic_write
+
 __all__ = ["setup_logging", "write_metrics", "write_json", "TIME_KEYS", "USER_ERRORS", "print_user_error"]
 
 PathLike = str | os.PathLike[str]
@@ -59,14 +61,6 @@ def setup_logging(
     return logger
 
 
-def _atomic_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def _finite(value: Any) -> Any:
     # JSON has no NaN/inf; a layer that never ran has no rate, so it is written as null.
     if isinstance(value, float) and not math.isfinite(value):
@@ -80,7 +74,7 @@ def _finite(value: Any) -> Any:
 
 def write_json(path: PathLike, payload: Mapping[str, Any]) -> Path:
     """Pretty, key-ordered JSON with NaN written as ``null``."""
-    return _atomic_text(Path(path), json.dumps(_finite(dict(payload)), indent=2) + "\n")
+    return atomic_write(path, json.dumps(_finite(dict(payload)), indent=2) + "\n")
 
 
 def write_metrics(
@@ -104,12 +98,8 @@ def write_metrics(
     for row in history:
         rates = row.get("firing_rates", {})
         lines.append([row.get(k, "") for k in scalar_keys] + [rates.get(n, "") for n in layers])
-    csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         writer.writerows(lines)
-    os.replace(tmp, csv_path)
     write_json(json_path, {**header, "epochs": list(history)})

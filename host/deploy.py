@@ -1,12 +1,13 @@
 """``python -m host.deploy`` (``make deploy BOARD=<host>``): run an export on a PYNQ board.
 
 1. :func:`stage` assembles a directory with everything the board needs: the Python
-   packages the driver imports (``golden``, ``hw``, ``host``; sources only), the overlay
+   packages ``host.run --backend pynq`` imports (``contract``, ``protocol``, ``host``;
+   sources only; they need numpy and ``pynq``, which a PYNQ image has), the overlay
    (``overlay/spikeformer.bit`` + ``.hwh``), the export directory (``export/``) and, in
-   ``vendor/``, the pure-Python packages a PYNQ image lacks (Amaranth and its imports:
-   the descriptor format is an Amaranth layout).
+   ``vendor/``, any installed pure-Python package of :data:`VENDORED` (none today).
 2. The directory is streamed to the board with ``tar | ssh`` into ``--board-dir``.
-3. ``python -m host.run --backend pynq`` runs there and prints its report here.
+3. ``python -m host.run --backend pynq`` runs there and prints its report here; without
+   ``--clock-mhz`` it reports frames per second at the configuration's clock.
 
 ``--stage-only`` stops after step 1 (and prints the two remote commands).
 """
@@ -26,10 +27,10 @@ from .bitstream import OVERLAY_NAME
 
 __all__ = ["PACKAGES", "VENDORED", "stage", "remote_run_command", "main"]
 
-#: Project packages copied to the board.
-PACKAGES = ("golden", "hw", "host")
-#: Installed pure-Python packages copied to ``vendor/`` (imported by ``hw.accel``).
-VENDORED = ("amaranth", "jschon", "rfc3986")
+#: Project packages copied to the board: the board path imports only these (and numpy, pynq).
+PACKAGES = ("contract", "protocol", "host")
+#: Installed pure-Python packages those import that a PYNQ image lacks, copied to ``vendor/``.
+VENDORED: tuple[str, ...] = ()
 #: Python on a PYNQ (v3) image; pynq needs root for /dev/mem and the XRT environment.
 DEFAULT_PYTHON = "sudo -E /usr/local/share/pynq-venv/bin/python3"
 
@@ -68,35 +69,57 @@ def stage(directory: Path, *, export: Path, overlay_dir: Path, vendor: bool = Tr
         for name in VENDORED:
             spec = importlib.util.find_spec(name)
             if spec is None or spec.origin is None:
-                raise ModuleNotFoundError(f"{name} is not installed here, so it cannot be copied to the "
-                                          f"board")
-            shutil.copytree(Path(spec.origin).parent, directory / "vendor" / name,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+                raise ModuleNotFoundError(
+                    f"{name} is not installed here, so it cannot be copied to the board"
+                )
+            shutil.copytree(
+                Path(spec.origin).parent,
+                directory / "vendor" / name,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
     return directory
 
 
-def remote_run_command(board_dir: str, *, python: str, config: str, samples: int, clock_mhz: float) -> str:
-    """The shell command that runs the CLI on the board."""
-    run = (f"{python} -m host.run --export export --backend pynq --overlay overlay/{OVERLAY_NAME}.bit "
-           f"--config {shlex.quote(config)} --samples {samples} --clock-mhz {clock_mhz:g}")
-    return f"cd {shlex.quote(board_dir)} && export PYTHONPATH=\"$PWD/vendor:$PWD\" && {run}"
+def remote_run_command(
+    board_dir: str, *, python: str, config: str, samples: int, clock_mhz: float | None = None
+) -> str:
+    """The shell command that runs the CLI on the board (``clock_mhz`` overrides the configuration's)."""
+    run = (
+        f"{python} -m host.run --export export --backend pynq --overlay overlay/{OVERLAY_NAME}.bit "
+        f"--config {shlex.quote(config)} --samples {samples}"
+    )
+    if clock_mhz is not None:
+        run += f" --clock-mhz {clock_mhz:g}"
+    return f'cd {shlex.quote(board_dir)} && export PYTHONPATH="$PWD/vendor:$PWD" && {run}'
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m host.deploy", description=__doc__.splitlines()[0])
     p.add_argument("--board", help="ssh destination of the PYNQ board (user@host)")
     p.add_argument("--export", type=Path, required=True, help="export directory")
-    p.add_argument("--overlay-dir", type=Path, default=Path("build/board"),
-                   help=f"directory with {OVERLAY_NAME}.bit and .hwh (default build/board)")
-    p.add_argument("--stage", type=Path, default=Path("build/deploy"),
-                   help="staging directory (default build/deploy)")
-    p.add_argument("--board-dir", default="spikeformer",
-                   help="directory on the board (default ~/spikeformer)")
-    p.add_argument("--python", default=DEFAULT_PYTHON,
-                   help=f"Python on the board (default: {DEFAULT_PYTHON})")
+    p.add_argument(
+        "--overlay-dir",
+        type=Path,
+        default=Path("build/board"),
+        help=f"directory with {OVERLAY_NAME}.bit and .hwh (default build/board)",
+    )
+    p.add_argument(
+        "--stage", type=Path, default=Path("build/deploy"), help="staging directory (default build/deploy)"
+    )
+    p.add_argument(
+        "--board-dir", default="spikeformer", help="directory on the board (default ~/spikeformer)"
+    )
+    p.add_argument(
+        "--python", default=DEFAULT_PYTHON, help=f"Python on the board (default: {DEFAULT_PYTHON})"
+    )
     p.add_argument("--config", default="pynq-z2", help="accelerator configuration of the overlay")
     p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--clock-mhz", type=float, default=100.0)
+    p.add_argument(
+        "--clock-mhz",
+        type=float,
+        default=None,
+        help="clock override for the board run (default: the configuration's clock_mhz)",
+    )
     p.add_argument("--stage-only", action="store_true", help="only assemble the staging directory")
     args = p.parse_args(argv)
     if not args.stage_only and not args.board:
@@ -107,10 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ModuleNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    copy = (f"tar -C {shlex.quote(str(staged))} -czf - . | ssh {args.board or '<board>'} "
-            f"{shlex.quote(f'mkdir -p {args.board_dir} && tar -xzf - -C {args.board_dir}')}")
-    run = remote_run_command(args.board_dir, python=args.python, config=args.config, samples=args.samples,
-                             clock_mhz=args.clock_mhz)
+    copy = (
+        f"tar -C {shlex.quote(str(staged))} -czf - . | ssh {args.board or '<board>'} "
+        f"{shlex.quote(f'mkdir -p {args.board_dir} && tar -xzf - -C {args.board_dir}')}"
+    )
+    run = remote_run_command(
+        args.board_dir, python=args.python, config=args.config, samples=args.samples, clock_mhz=args.clock_mhz
+    )
     print(f"[deploy] staged {staged}")
     if args.stage_only:
         print(f"[deploy] copy: {copy}\n[deploy] run:  ssh {args.board or '<board>'} {shlex.quote(run)}")

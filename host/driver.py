@@ -9,12 +9,12 @@ One small method per stage, as in FINN's driver, each timed:
 
 A band-tiled program (docs/accelerator.md, section 6) runs as several segments per
 sample: before each, ``pack`` builds the segment's stream from the host tensors
-(:mod:`hw.accel.segments`: the sample and the bands earlier segments sent back); after
+(:mod:`protocol.segments`: the sample and the bands earlier segments sent back); after
 it, ``unpack`` writes the segment's band packets into the host tensors. The I/O per
 segment is the same ``copy_to_device`` / ``execute`` / ``copy_from_device`` as for a
 one-segment program, so every backend runs both.
 
-Register offsets and bits come from :mod:`hw.accel.regmap` (the one register map of
+Register offsets and bits come from :mod:`protocol.regmap` (the one register map of
 RTL, driver and docs). Every wait is bounded: a DMA channel that stays busy raises
 :class:`~host.errors.DMATimeout`, a ``DONE`` that never comes
 :class:`~host.errors.DoneTimeout`, and error flags :class:`~host.errors.AcceleratorFault`;
@@ -24,7 +24,7 @@ in each case the core and the DMA are reset first, so the next call starts clean
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from hw.accel import regmap, segments
-from hw.accel.config import AcceleratorConfig, get_config
-from hw.accel.perf import report as perf_report
-from hw.accel.program import Program
+from protocol import regmap, segments
+from protocol.config import AcceleratorConfig, get_config
+from protocol.perf import report as perf_report
+from protocol.program import Program
 
 from . import packing
 from .backends.base import Backend, Buffer, ChannelState
@@ -47,7 +47,7 @@ from .errors import (
     ProgramMismatchError,
 )
 
-__all__ = ["STAGES", "StageTimes", "RunResult", "Driver", "HardwareInfo"]
+__all__ = ["STAGES", "StageTimes", "RunResult", "Progress", "Driver", "HardwareInfo"]
 
 #: The timed stages of :meth:`Driver.run`, in order.
 STAGES = ("pack", "copy_to_device", "execute", "copy_from_device", "unpack")
@@ -116,6 +116,39 @@ class RunResult:
     profile: np.ndarray | None
     times: StageTimes
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[RunResult]) -> RunResult:
+        """One result of consecutive batches, in the order of ``parts`` (stage times summed).
+
+        What runs the shares of a batch on several backends at once (:mod:`host.parallel`)
+        merges their results with this, so the batch reads as if one driver had run it.
+        """
+        if not parts:
+            raise ValueError("RunResult.concatenate needs at least one result")
+        names = set(parts[0].traces)
+        if any(set(part.traces) != names for part in parts):
+            raise ValueError("RunResult.concatenate: the results hold traces of different ops")
+        profiles = [part.profile for part in parts]
+        if any(profile is None for profile in profiles) and any(profile is not None for profile in profiles):
+            raise ValueError("RunResult.concatenate: some results have a profile, others not")
+        times = StageTimes()
+        for part in parts:
+            for stage, seconds in part.times.seconds.items():
+                times.seconds[stage] = times.seconds.get(stage, 0.0) + seconds
+        return cls(
+            logits=np.concatenate([part.logits for part in parts]),
+            predictions=np.concatenate([part.predictions for part in parts]),
+            cycles=np.concatenate([part.cycles for part in parts]),
+            # Traces are [T, B, ...]: the batch is axis 1.
+            traces={name: np.concatenate([part.traces[name] for part in parts], axis=1) for name in names},
+            profile=None if profiles[0] is None else np.concatenate(profiles),
+            times=times,
+        )
+
+
+#: Called with a sample's batch index as soon as the sample is done (see :meth:`Driver.run`).
+Progress = Callable[[int], None]
+
 
 @dataclass(frozen=True)
 class HardwareInfo:
@@ -135,14 +168,14 @@ class HardwareInfo:
 
 
 class Driver:
-    """Runs one compiled :class:`~hw.accel.program.Program` on a backend.
+    """Runs one compiled :class:`~protocol.program.Program` on a backend.
 
     Parameters
     ----------
     backend:
         Registers, DMA and clock of one accelerator (board or simulator).
     program:
-        The compiled model (:func:`hw.accel.compiler.compile_model`).
+        The compiled model (:func:`protocol.compiler.compile_model`).
     timeout_s:
         Budget of each wait (a DMA packet, ``DONE``); ``None``: four times the cycle
         model's prediction, at least the backend's minimum.
@@ -151,23 +184,32 @@ class Driver:
         compiled for another configuration (:class:`~host.errors.ProgramMismatchError`).
     """
 
-    def __init__(self, backend: Backend, program: Program, *, timeout_s: float | None = None,
-                 check_hardware: bool = True) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        program: Program,
+        *,
+        timeout_s: float | None = None,
+        check_hardware: bool = True,
+    ) -> None:
         if not isinstance(backend, Backend):
             raise TypeError(f"Driver backend must be a host.backends.Backend, not {type(backend).__name__}")
         if not isinstance(program, Program):
-            raise TypeError(f"Driver program must be a hw.accel.program.Program, not "
-                            f"{type(program).__name__}")
-        if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
-                                      or not timeout_s > 0):
+            raise TypeError(
+                f"Driver program must be a protocol.program.Program, not {type(program).__name__}"
+            )
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0
+        ):
             raise ValueError(f"Driver timeout_s must be a positive number of seconds, not {timeout_s!r}")
         self.backend, self.program = backend, program
         self.packets = packing.packets(program)
         if program.segmented:
             #: Per segment of a band-tiled program: its output packets and input stream words.
             self.segment_packets = packing.segment_packets(program)
-            self.segment_words = [segments.segment_input_words(program, i)
-                                  for i in range(len(self.segment_packets))]
+            self.segment_words = [
+                segments.segment_input_words(program, i) for i in range(len(self.segment_packets))
+            ]
             self.input_words = max(self.segment_words)
         else:
             self.input_words = int(program.stream(self._zero_sample()).size)
@@ -175,11 +217,12 @@ class Driver:
             raise ProgramMismatchError(
                 f"one sample's input stream (one segment's, if band tiled) is {self.input_words} words, more "
                 f"than the DMA's longest transfer ({backend.max_transfer_words} words); rebuild the overlay "
-                f"with a wider c_sg_length_width")
+                f"with a wider c_sg_length_width"
+            )
         longest = max(p.words for p in self.packets)
         if longest > backend.max_transfer_words:
             raise ProgramMismatchError(f"output packet of {longest} words exceeds the DMA's longest transfer")
-        #: Cycles per inference predicted by the analytic cycle model (:mod:`hw.accel.perf`).
+        #: Cycles per inference predicted by the analytic cycle model (:mod:`protocol.perf`).
         self.predicted_cycles = perf_report(program).cycles
         self.timeout_s = float(timeout_s) if timeout_s is not None else self._default_timeout()
         self.info = self.read_info() if check_hardware else None
@@ -191,11 +234,18 @@ class Driver:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_export(cls, backend: Backend, export: Any, *, config: str | AcceleratorConfig = "sim",
-                    trace: bool = False, **kwargs: Any) -> Driver:
-        """Load an export directory (or a loaded :class:`golden.export.Export`), compile it and bind it."""
-        from golden.export import Export, load_export
-        from hw.accel.compiler import compile_model
+    def from_export(
+        cls,
+        backend: Backend,
+        export: Any,
+        *,
+        config: str | AcceleratorConfig = "sim",
+        trace: bool = False,
+        **kwargs: Any,
+    ) -> Driver:
+        """Load an export directory (or a loaded :class:`contract.manifest.Export`), compile it, bind it."""
+        from contract.manifest import Export, load_export
+        from protocol.compiler import compile_model
 
         loaded = export if isinstance(export, Export) else load_export(Path(export))
         return cls(backend, compile_model(loaded.model, get_config(config), trace=trace), **kwargs)
@@ -231,23 +281,29 @@ class Driver:
 
     def _check_info(self, info: HardwareInfo) -> None:
         if info.ident != regmap.ACCEL_ID:
-            raise ProgramMismatchError(f"register ID reads {info.ident:#010x}, not {regmap.ACCEL_ID:#010x}: "
-                                       f"no Spikeformer accelerator at this address")
+            raise ProgramMismatchError(
+                f"register ID reads {info.ident:#010x}, not {regmap.ACCEL_ID:#010x}: "
+                f"no Spikeformer accelerator at this address"
+            )
         if info.version[0] != regmap.VERSION[0]:
             major, minor = info.version
-            raise ProgramMismatchError(f"accelerator register map version {major}.{minor}, this driver "
-                                       f"speaks {regmap.VERSION[0]}.x")
+            raise ProgramMismatchError(
+                f"accelerator register map version {major}.{minor}, this driver speaks {regmap.VERSION[0]}.x"
+            )
         cfg = self.program.config
         if info.config_hash != cfg.config_hash:
             raise ProgramMismatchError(
                 f"the hardware was built from another configuration (CONFIG_HASH {info.config_hash:#010x}, "
                 f"T={info.timesteps}, lanes={info.lanes}) than the program's {cfg.name!r} "
-                f"({cfg.config_hash:#010x}, T={cfg.timesteps}, lanes={cfg.lanes})")
+                f"({cfg.config_hash:#010x}, T={cfg.timesteps}, lanes={cfg.lanes})"
+            )
 
     def status(self) -> dict[str, int]:
         """Raw ``STATUS``, ``ERROR``, ``DETAIL``, ``ERROR_COMMAND`` and ``COMMANDS``."""
-        return {name: self.backend.read(_REG[name])
-                for name in ("STATUS", "ERROR", "DETAIL", "ERROR_COMMAND", "COMMANDS")}
+        return {
+            name: self.backend.read(_REG[name])
+            for name in ("STATUS", "ERROR", "DETAIL", "ERROR_COMMAND", "COMMANDS")
+        }
 
     def cycles(self) -> int:
         """The 64-bit cycle counter (``CYCLES_HI`` is latched when ``CYCLES_LO`` is read)."""
@@ -281,7 +337,7 @@ class Driver:
     def copy_to_device(self, stream: np.ndarray) -> None:
         """Stage 2: one sample's stream into the input buffer, flushed for the DMA."""
         ibuf = self._buffers()[0]
-        ibuf.array[:stream.size] = stream
+        ibuf.array[: stream.size] = stream
         ibuf.flush()
 
     def execute(self, *, sample: int | None = None, segment: int | None = None) -> int:
@@ -306,19 +362,31 @@ class Driver:
         backend.write(_REG["CONTROL"], _bit("CONTROL", "START"))
         backend.start_send(ibuf, input_words)
         for index, packet in enumerate(packets):
-            state = self._wait(lambda: backend.receive_state(), "receive", sample,
-                               f"output packet {packet.name!r} ({packet.words} words) never completed "
-                               f"(no TLAST)",
-                               DMATimeout)
+            state = self._wait(
+                lambda: backend.receive_state(),
+                "receive",
+                sample,
+                f"output packet {packet.name!r} ({packet.words} words) never completed (no TLAST)",
+                DMATimeout,
+            )
             if state.received != packet.words:
                 self.reset()
-                raise DMAError(f"output packet {packet.name!r} had {state.received} words, the program sends "
-                               f"{packet.words}", stage="receive", sample=sample)
+                raise DMAError(
+                    f"output packet {packet.name!r} had {state.received} words, the program sends "
+                    f"{packet.words}",
+                    stage="receive",
+                    sample=sample,
+                )
             if index + 1 < len(packets):
                 following = packets[index + 1]
                 backend.start_receive(obuf, following.offset, following.words)
-        self._wait(lambda: backend.send_state(), "send", sample,
-                   f"the core did not consume the whole input stream ({input_words} words)", DMATimeout)
+        self._wait(
+            lambda: backend.send_state(),
+            "send",
+            sample,
+            f"the core did not consume the whole input stream ({input_words} words)",
+            DMATimeout,
+        )
         self._wait_done(sample)
         return self.cycles()
 
@@ -326,17 +394,28 @@ class Driver:
         """Stage 4: invalidate the output buffer and copy the received words (or ``span`` of them) out."""
         obuf = self._buffers()[1]
         obuf.invalidate()
-        return np.array(obuf.array[:self.program.output_words][span or slice(None)], dtype=np.uint64)
+        return np.array(obuf.array[: self.program.output_words][span or slice(None)], dtype=np.uint64)
 
     def unpack(self, words: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Stage 5: output words ``[B, output_words]`` -> logits ``[B, classes]`` and traces."""
         return packing.unpack_batch(words, self.program)
 
     # ------------------------------------------------------------------ the whole run
-    def run(self, x: Any, *, profile: bool = False) -> RunResult:
-        """Run a batch through every stage; see :class:`RunResult`."""
+    def run(self, x: Any, *, profile: bool = False, progress: Progress | None = None) -> RunResult:
+        """Run a batch through every stage; see :class:`RunResult`.
+
+        Parameters
+        ----------
+        x:
+            The batch (validated by :meth:`pack`).
+        profile:
+            Also read the per-command cycle counters after each sample.
+        progress:
+            Called with each sample's batch index once its output is copied out, in
+            order (a progress bar of a long simulated run shows real progress with it).
+        """
         if self.program.segmented:
-            return self._run_segments(x, profile)
+            return self._run_segments(x, profile, progress)
         times = StageTimes()
         with times.measure("pack"):
             streams = self.pack(x)
@@ -352,12 +431,20 @@ class Driver:
                     profiles.append(self.profile())
             with times.measure("copy_from_device"):
                 outputs[i] = self.copy_from_device()
+            if progress is not None:
+                progress(i)
         with times.measure("unpack"):
             logits, traces = self.unpack(outputs)
-        return RunResult(logits=logits, predictions=logits.argmax(axis=1), cycles=cycles, traces=traces,
-                         profile=np.stack(profiles) if profile else None, times=times)
+        return RunResult(
+            logits=logits,
+            predictions=logits.argmax(axis=1),
+            cycles=cycles,
+            traces=traces,
+            profile=np.stack(profiles) if profile else None,
+            times=times,
+        )
 
-    def _run_segments(self, x: Any, profile: bool) -> RunResult:
+    def _run_segments(self, x: Any, profile: bool, progress: Progress | None) -> RunResult:
         """:meth:`run` for a band-tiled program: per sample, its segments one after the other."""
         program, times = self.program, StageTimes()
         with times.measure("pack"):
@@ -383,13 +470,21 @@ class Driver:
                     words = self.copy_from_device(slice(span.start, span.stop))
                 with times.measure("unpack"):
                     segments.absorb(program, segment, words, tensors)
-                    outputs[i, span.start:span.stop] = words
+                    outputs[i, span.start : span.stop] = words
             if profile:
                 profiles.append(np.concatenate(counts))
+            if progress is not None:
+                progress(i)
         with times.measure("unpack"):
             logits, traces = self.unpack(outputs)
-        return RunResult(logits=logits, predictions=logits.argmax(axis=1), cycles=cycles, traces=traces,
-                         profile=np.stack(profiles) if profile else None, times=times)
+        return RunResult(
+            logits=logits,
+            predictions=logits.argmax(axis=1),
+            cycles=cycles,
+            traces=traces,
+            profile=np.stack(profiles) if profile else None,
+            times=times,
+        )
 
     def close(self) -> None:
         """Free the DMA buffers (the backend stays open)."""
@@ -405,8 +500,14 @@ class Driver:
             self._obuf = self.backend.allocate(self.program.output_words)
         return self._ibuf, self._obuf
 
-    def _wait(self, poll: Callable[[], ChannelState], stage: str, sample: int | None, what: str,
-              timeout_cls: type[DMATimeout]) -> ChannelState:
+    def _wait(
+        self,
+        poll: Callable[[], ChannelState],
+        stage: str,
+        sample: int | None,
+        what: str,
+        timeout_cls: type[DMATimeout],
+    ) -> ChannelState:
         """Poll a DMA channel until it is idle; stop early on a DMA error or a core error."""
         backend = self.backend
         start = backend.now()
@@ -438,8 +539,13 @@ class Driver:
             if waited > self.timeout_s:
                 snapshot = self.status()
                 self.reset()
-                raise DoneTimeout("STATUS.DONE never came after START", stage="run", waited_s=waited,
-                                  status=snapshot, sample=sample)
+                raise DoneTimeout(
+                    "STATUS.DONE never came after START",
+                    stage="run",
+                    waited_s=waited,
+                    status=snapshot,
+                    sample=sample,
+                )
             backend.sleep(backend.poll_s)
 
     def _raise_if_faulted(self, stage: str, sample: int | None, status: int | None = None) -> None:
@@ -450,9 +556,15 @@ class Driver:
         detail = self.backend.read(_REG["DETAIL"])
         command = self._first_command + self.backend.read(_REG["ERROR_COMMAND"])
         self.reset()
-        raise AcceleratorFault(self._describe_fault(flags, detail, command), stage=stage, flags=flags,
-                               detail=detail, command=command, command_name=self._command_name(command),
-                               sample=sample)
+        raise AcceleratorFault(
+            self._describe_fault(flags, detail, command),
+            stage=stage,
+            flags=flags,
+            detail=detail,
+            command=command,
+            command_name=self._command_name(command),
+            sample=sample,
+        )
 
     def _command_name(self, index: int) -> str:
         commands = self.program.commands
@@ -470,6 +582,8 @@ class Driver:
                 fault_name = regmap.DescriptorFault(fault).name
             except ValueError:
                 fault_name = str(fault)
-            text += (f"; descriptor check {fault_name}, rule {_field('DETAIL', 'RULE', detail)}, "
-                     f"opcode {_field('DETAIL', 'OPCODE', detail)}")
+            text += (
+                f"; descriptor check {fault_name}, rule {_field('DETAIL', 'RULE', detail)}, "
+                f"opcode {_field('DETAIL', 'OPCODE', detail)}"
+            )
         return text + "; the core and the DMA were reset"

@@ -67,8 +67,9 @@ class AcceleratorTimeout(DeviceError, TimeoutError):
         Decoded status registers at the moment of the timeout.
     """
 
-    def __init__(self, message: str, *, stage: str, waited_s: float, status: dict[str, int],
-                 sample: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, stage: str, waited_s: float, status: dict[str, int], sample: int | None = None
+    ) -> None:
         self.waited_s, self.status = waited_s, dict(status)
         shown = ", ".join(f"{k}={v:#x}" for k, v in self.status.items())
         super().__init__(f"{message} after {waited_s:.6g} s (status: {shown})", stage=stage, sample=sample)
@@ -92,7 +93,7 @@ class AcceleratorFault(DeviceError):
     Attributes
     ----------
     flags:
-        The ``ERROR`` register value (:class:`hw.accel.regmap.ErrorFlag` bits).
+        The ``ERROR`` register value (:class:`protocol.regmap.ErrorFlag` bits).
     detail:
         The ``DETAIL`` register value.
     command:
@@ -102,7 +103,16 @@ class AcceleratorFault(DeviceError):
         What that command implements (a model op name), when known.
     """
 
-    def __init__(self, message: str, *, stage: str, flags: int, detail: int, command: int,
-                 command_name: str = "", sample: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str,
+        flags: int,
+        detail: int,
+        command: int,
+        command_name: str = "",
+        sample: int | None = None,
+    ) -> None:
         self.flags, self.detail, self.command, self.command_name = flags, detail, command, command_name
         super().__init__(message, stage=stage, sample=sample)

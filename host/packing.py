@@ -1,6 +1,6 @@
 """Pure-numpy packing between batches and stream words (no board, no simulator, no ``pynq``).
 
-The word formats themselves belong to the accelerator (:class:`hw.accel.program.Program`:
+The word formats themselves belong to the accelerator (:class:`protocol.program.Program`:
 descriptors, weights and one sample's input become one input stream; one sample's
 output stream splits into logits and traces). This module adds what a batch needs on
 top of that:
@@ -11,7 +11,7 @@ top of that:
 * :func:`pack_batch` turns a batch into one stream per sample (``uint64 [B, words]``);
 * :func:`packets` lists the output packets (each one DMA receive, ending with TLAST)
   with their word offsets, :func:`segment_packets` the same per segment of a band-tiled
-  program (whose segment streams :mod:`hw.accel.segments` builds from the host tensors);
+  program (whose segment streams :mod:`protocol.segments` builds from the host tensors);
 * :func:`unpack_batch` turns ``[B, output_words]`` back into ``int64`` logits
   ``[B, classes]`` and traces in the integer model's layout ``[T, B, ...]``.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hw.accel.program import Program, ProgramError
+from protocol.program import Program, ProgramError
 
 from .errors import InputError
 
@@ -91,19 +91,24 @@ def validate_batch(x: Any, program: Program) -> np.ndarray:
         fractional = array != np.round(array)
         if fractional.any():
             index = _first(fractional)
-            raise InputError(f"input batch must hold integers (pixels or event counts); value "
-                             f"{array[index]!r} at index {index}")
+            raise InputError(
+                f"input batch must hold integers (pixels or event counts); value "
+                f"{array[index]!r} at index {index}"
+            )
     elif array.dtype.kind not in "iub":
-        raise InputError(f"input batch must have an integer dtype (or integer-valued floats), not "
-                         f"{array.dtype}")
+        raise InputError(
+            f"input batch must have an integer dtype (or integer-valued floats), not {array.dtype}"
+        )
     values = array.astype(np.int64)
     limit = (1 << program.input_planes) - 1
     bad = (values < 0) | (values > limit)
     if bad.any():
         index = _first(bad)
-        raise InputError(f"input value {values[index]} at index {index} is outside [0, {limit}] "
-                         f"({program.input_planes}-bit inputs); clip event counts with "
-                         f"golden.intmodel.quantize_input first")
+        raise InputError(
+            f"input value {values[index]} at index {index} is outside [0, {limit}] "
+            f"({program.input_planes}-bit inputs); clip event counts with "
+            f"contract.intmodel.quantize_input first"
+        )
     return values
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from golden.intmodel import IntModel, Mismatch, compare_traces
-from hw.accel.compiler import compile_model
-from hw.accel.program import Program
+from contract.intmodel import IntModel, Mismatch, compare_traces
+from protocol.compiler import compile_model
+from protocol.program import Program
 
 from .backends.base import Backend
-from .driver import Driver, RunResult
+from .driver import Driver, Progress, RunResult
 
 __all__ = ["LayerMismatch", "BitExactReport", "first_layer_mismatch", "check_bit_exact"]
 
@@ -53,8 +53,10 @@ class LayerMismatch:
     def __str__(self) -> str:
         if self.position is None:
             return f"layer {self.layer!r}: {self.reason}"
-        return (f"first differing layer {self.layer!r}: sample {self.sample}, position {self.position}: "
-                f"expected {self.expected}, got {self.actual} ({self.count} differing values)")
+        return (
+            f"first differing layer {self.layer!r}: sample {self.sample}, position {self.position}: "
+            f"expected {self.expected}, got {self.actual} ({self.count} differing values)"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,13 +101,20 @@ def _to_layer_mismatch(m: Mismatch, samples: list[int]) -> LayerMismatch:
     # Traces are [T, B, ...] (batch axis 1); logits are [B, classes].
     axis = 0 if m.name == "logits" else 1
     batch_index = m.index[axis]
-    position = m.index[:axis] + m.index[axis + 1:]
+    position = m.index[:axis] + m.index[axis + 1 :]
     return LayerMismatch(m.name, samples[batch_index], position, m.expected, m.actual, m.count)
 
 
-def first_layer_mismatch(backend: Backend, model: IntModel, x: np.ndarray, *, config: Any,
-                         samples: list[int] | None = None, timeout_s: float | None = None,
-                         traced: Program | None = None) -> LayerMismatch | None:
+def first_layer_mismatch(
+    backend: Backend,
+    model: IntModel,
+    x: np.ndarray,
+    *,
+    config: Any,
+    samples: list[int] | None = None,
+    timeout_s: float | None = None,
+    traced: Program | None = None,
+) -> LayerMismatch | None:
     """Run ``x`` with a traced program and return the first op that differs from ``model`` (or ``None``).
 
     ``samples`` are the batch indices of ``x`` in the caller's numbering (for the report).
@@ -126,9 +135,18 @@ def first_layer_mismatch(backend: Backend, model: IntModel, x: np.ndarray, *, co
     return None if mismatch is None else _to_layer_mismatch(mismatch, numbering)
 
 
-def check_bit_exact(driver: Driver, model: IntModel, x: np.ndarray, *, reference: np.ndarray | None = None,
-                    trace: str = "on-failure", max_traced: int = 4,
-                    traced: Program | None = None) -> BitExactReport:
+def check_bit_exact(
+    driver: Driver,
+    model: IntModel,
+    x: np.ndarray,
+    *,
+    reference: np.ndarray | None = None,
+    trace: str = "on-failure",
+    max_traced: int = 4,
+    traced: Program | None = None,
+    progress: Progress | None = None,
+    result: RunResult | None = None,
+) -> BitExactReport:
     """Run ``x`` through ``driver`` and compare its logits with the integer reference.
 
     Parameters
@@ -148,20 +166,35 @@ def check_bit_exact(driver: Driver, model: IntModel, x: np.ndarray, *, reference
         Samples rerun with the traced program (the first differing ones).
     traced:
         The traced program (default: ``model`` compiled with ``trace=True``).
+    progress:
+        Passed to :meth:`Driver.run <host.driver.Driver.run>` (called once per sample, in order).
+    result:
+        The batch's result when it was already run elsewhere (``python -m host.run --jobs N``
+        runs shares of the batch in several processes, :mod:`host.parallel`); then only the
+        traced rerun, if any, uses ``driver``.
     """
     if trace not in ("on-failure", "always", "never"):
         raise ValueError(f"trace must be 'on-failure', 'always' or 'never', not {trace!r}")
-    result = driver.run(x)
+    if result is None:
+        result = driver.run(x, progress=progress)
     expected = model.run(x)[0] if reference is None else np.asarray(reference, dtype=np.int64)
     if expected.shape != result.logits.shape:
-        raise ValueError(f"reference logits have shape {expected.shape}, the accelerator returned "
-                         f"{result.logits.shape}")
+        raise ValueError(
+            f"reference logits have shape {expected.shape}, the accelerator returned {result.logits.shape}"
+        )
     differing = [int(i) for i in np.flatnonzero((expected != result.logits).any(axis=1))]
     mismatch = None
     if (differing and trace != "never") or trace == "always":
         chosen = (differing or list(range(len(x))))[:max_traced]
-        mismatch = first_layer_mismatch(driver.backend, model, np.asarray(x)[chosen],
-                                        config=driver.program.config, samples=chosen,
-                                        timeout_s=driver.timeout_s, traced=traced)
-    return BitExactReport(samples=len(expected), differing=differing, mismatch=mismatch, result=result,
-                          reference=expected)
+        mismatch = first_layer_mismatch(
+            driver.backend,
+            model,
+            np.asarray(x)[chosen],
+            config=driver.program.config,
+            samples=chosen,
+            timeout_s=driver.timeout_s,
+            traced=traced,
+        )
+    return BitExactReport(
+        samples=len(expected), differing=differing, mismatch=mismatch, result=result, reference=expected
+    )

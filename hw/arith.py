@@ -12,8 +12,17 @@ from collections.abc import Sequence
 
 from amaranth.hdl import Cat, Const, Mux, Value, signed
 
+from contract.numerics import signed_range
+
 __all__ = [
-    "equals", "extend", "saturate", "saturate_unsigned", "signed_max", "signed_min", "tree_sum", "word_at",
+    "equals",
+    "extend",
+    "saturate",
+    "saturate_unsigned",
+    "signed_max",
+    "signed_min",
+    "tree_sum",
+    "word_at",
 ]
 
 
@@ -32,16 +41,16 @@ def extend(value: Value, width: int) -> Value:
 
 def signed_max(bits: int) -> Const:
     """Largest ``bits``-bit signed integer as a ``signed(bits)`` constant."""
-    return Const((1 << (bits - 1)) - 1, signed(bits))
+    return Const(signed_range(bits)[1], signed(bits))
 
 
 def signed_min(bits: int) -> Const:
     """Smallest ``bits``-bit signed integer as a ``signed(bits)`` constant."""
-    return Const(-(1 << (bits - 1)), signed(bits))
+    return Const(signed_range(bits)[0], signed(bits))
 
 
 def saturate(value: Value, bits: int) -> Value:
-    """Clamp a signed ``value`` to the signed ``bits`` range, as :func:`golden.numerics.saturate`.
+    """Clamp a signed ``value`` to the signed ``bits`` range, as :func:`contract.numerics.saturate`.
 
     The value fits iff its bits from ``bits - 1`` upwards are all equal (a pure sign
     extension); otherwise its sign selects the bound. No comparator is needed.
@@ -52,7 +61,7 @@ def saturate(value: Value, bits: int) -> Value:
         raise TypeError(f"saturate() expects a signed value, not {shape!r}")
     if shape.width <= bits:
         return extend(value, bits)
-    top = value[bits - 1:]
+    top = value[bits - 1 :]
     fits = ~top.any() | top.all()
     return Mux(fits, value[:bits].as_signed(), Mux(value[-1], signed_min(bits), signed_max(bits)))
 
@@ -64,7 +73,7 @@ def saturate_unsigned(value: Value, bits: int) -> Value:
         raise TypeError(f"saturate_unsigned() expects an unsigned value, not {value.shape()!r}")
     if len(value) < bits:
         return extend(value, bits).as_signed()
-    too_big = value[bits - 1:].any()
+    too_big = value[bits - 1 :].any()
     return Mux(too_big, signed_max(bits), value[:bits].as_signed())
 
 
@@ -82,7 +91,7 @@ def tree_sum(terms: Sequence[Value], width: int) -> Value:
             raise ValueError(f"tree_sum() terms must be {width} bits wide, not {len(term)}")
     while len(level) > 1:
         paired = [(level[i] + level[i + 1])[:width] for i in range(0, len(level) - 1, 2)]
-        level = paired + level[len(level) - len(level) % 2:]
+        level = paired + level[len(level) - len(level) % 2 :]
     return level[0]
 
 

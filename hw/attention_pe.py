@@ -1,7 +1,7 @@
 """Spike-attention PE: the attention current ``sat_M(((Q K^T) V) << F)`` of one head and token group.
 
 Q, K and V are binary spike matrices ``[G, d]`` (``G`` tokens of a group, ``d`` head
-features). In exact integers ``(Q K^T) V == Q (K^T V)`` (:func:`golden.numerics.attention_accumulate`),
+features). In exact integers ``(Q K^T) V == Q (K^T V)`` (:func:`contract.numerics.attention_accumulate`),
 and this PE uses the second order:
 
 * ``M = K^T V`` is a ``d x d`` matrix of counts ``M[c][j] = sum_g (k_g[c] AND v_g[j])``,
@@ -34,9 +34,9 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden import numerics
+from contract import numerics
 from hw.arith import extend, saturate_unsigned, tree_sum
-from hw.params import AttentionParams
+from protocol.params import AttentionParams
 
 __all__ = [
     "SpikeAttention",
@@ -53,8 +53,9 @@ __all__ = [
 
 def kv_layout(params: AttentionParams) -> data.StructLayout:
     """One K/V row (LSB first): ``k`` (``d`` bits, bit ``c`` = feature ``c``), ``v`` (``d``), ``last``."""
-    return data.StructLayout({"k": unsigned(params.head_dim), "v": unsigned(params.head_dim),
-                              "last": unsigned(1)})
+    return data.StructLayout(
+        {"k": unsigned(params.head_dim), "v": unsigned(params.head_dim), "last": unsigned(1)}
+    )
 
 
 def q_layout(params: AttentionParams) -> data.StructLayout:
@@ -64,10 +65,12 @@ def q_layout(params: AttentionParams) -> data.StructLayout:
 
 def output_layout(params: AttentionParams) -> data.StructLayout:
     """One output row (LSB first): ``current[j]`` (signed ``M`` bits at offset ``j * M``), ``last``."""
-    return data.StructLayout({
-        "current": data.ArrayLayout(signed(params.membrane_bits), params.head_dim),
-        "last": unsigned(1),
-    })
+    return data.StructLayout(
+        {
+            "current": data.ArrayLayout(signed(params.membrane_bits), params.head_dim),
+            "last": unsigned(1),
+        }
+    )
 
 
 class SpikeAttention(wiring.Component):
@@ -110,12 +113,14 @@ class SpikeAttention(wiring.Component):
         if not isinstance(params, AttentionParams):
             raise TypeError(f"SpikeAttention parameters must be an AttentionParams, not {params!r}")
         self._params = params
-        super().__init__({
-            "kv": In(stream.Signature(kv_layout(params))),
-            "q": In(stream.Signature(q_layout(params))),
-            "out": Out(stream.Signature(output_layout(params))),
-            "group_overflow": Out(1),
-        })
+        super().__init__(
+            {
+                "kv": In(stream.Signature(kv_layout(params))),
+                "q": In(stream.Signature(q_layout(params))),
+                "out": Out(stream.Signature(output_layout(params))),
+                "group_overflow": Out(1),
+            }
+        )
 
     @property
     def params(self) -> AttentionParams:
@@ -181,8 +186,11 @@ def _row_bits(row: np.ndarray, params: AttentionParams, name: str) -> int:
 
 def pack_kv(params: AttentionParams, k: np.ndarray, v: np.ndarray, *, last: bool = False) -> int:
     """Pack one K/V row: ``k``, ``v`` ``[d]`` spikes."""
-    return kv_layout(params).const({"k": _row_bits(k, params, "k"), "v": _row_bits(v, params, "v"),
-                                    "last": int(bool(last))}).as_bits()
+    return (
+        kv_layout(params)
+        .const({"k": _row_bits(k, params, "k"), "v": _row_bits(v, params, "v"), "last": int(bool(last))})
+        .as_bits()
+    )
 
 
 def pack_q(params: AttentionParams, q: np.ndarray, *, last: bool = False) -> int:
@@ -190,13 +198,16 @@ def pack_q(params: AttentionParams, q: np.ndarray, *, last: bool = False) -> int
     return q_layout(params).const({"q": _row_bits(q, params, "q"), "last": int(bool(last))}).as_bits()
 
 
-def group_beats(params: AttentionParams, q: np.ndarray, k: np.ndarray, v: np.ndarray
-                ) -> tuple[list[int], list[int]]:
+def group_beats(
+    params: AttentionParams, q: np.ndarray, k: np.ndarray, v: np.ndarray
+) -> tuple[list[int], list[int]]:
     """``(kv_beats, q_beats)`` of one token group; ``q``, ``k``, ``v`` are ``[G, d]`` spikes."""
     q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
     if k.shape != v.shape or k.ndim != 2 or not 1 <= k.shape[0] <= params.max_group:
-        raise ValueError(f"k and v must both be [G, {params.head_dim}] with 1 <= G <= {params.max_group}, "
-                         f"not {k.shape} and {v.shape}")
+        raise ValueError(
+            f"k and v must both be [G, {params.head_dim}] with 1 <= G <= {params.max_group}, "
+            f"not {k.shape} and {v.shape}"
+        )
     if q.ndim != 2 or q.shape[0] == 0:
         raise ValueError(f"q must be [G, {params.head_dim}] with G >= 1, not {q.shape}")
     kv_beats = [pack_kv(params, k[g], v[g], last=g == len(k) - 1) for g in range(len(k))]
@@ -211,5 +222,5 @@ def unpack_output(params: AttentionParams, word: int) -> tuple[np.ndarray, bool]
 
 
 def reference(params: AttentionParams, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Reference currents ``[G, d]`` of :func:`golden.numerics.attention_current`."""
+    """Reference currents ``[G, d]`` of :func:`contract.numerics.attention_current`."""
     return numerics.attention_current(q, k, v, frac_bits=params.frac_bits, membrane_bits=params.membrane_bits)

@@ -1,7 +1,7 @@
 """Verilog generation for every PE configuration.
 
 ``python -m hw.generate --out build/rtl`` writes, per named configuration of
-:data:`hw.params.PE_CONFIGS`, ``<name>.v`` (top module ``<name>``) and ``<name>.json``
+:data:`protocol.params.PE_CONFIGS`, ``<name>.v`` (top module ``<name>``) and ``<name>.json``
 (parameters, derived figures and the port list with every payload field's bit
 offset), so testbenches and drivers read the hardware's shape back instead of
 assuming it. The output is deterministic (``emit_src=False``: no source paths) and a
@@ -22,7 +22,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape, ShapeCastable, Value
 from amaranth.lib import data, wiring
 
-from hw.params import PE_CONFIGS, PEParams
+from contract.files import atomic_write
+from protocol.params import PE_CONFIGS, PEParams
 
 __all__ = ["write_if_changed", "build_component", "verilog_of", "describe", "generate", "main"]
 
@@ -76,30 +77,50 @@ def describe(component: wiring.Component, *, name: str, params: PEParams) -> dic
         if isinstance(member.shape, data.Layout):
             port["fields"] = list(_fields(member.shape, "", 0))
         ports.append(port)
-    derived = {key: getattr(params, key) for key in (
-        "latency", "stages", "threshold_bits", "neuron_steps_per_cycle",          # LIF
-        "bias_width", "plane_bits", "synaptic_ops_per_cycle",                      # synapse
-        "count_bits", "sum_bits", "ops_per_cycle",                                 # attention
-    ) if hasattr(params, key)}
-    return {"name": name, "kind": params.kind, "params": params.to_dict(), "derived": derived,
-            "clock": "clk", "reset": "rst (synchronous, active high)", "ports": ports}
+    derived = {
+        key: getattr(params, key)
+        for key in (
+            "latency",
+            "stages",
+            "threshold_bits",
+            "neuron_steps_per_cycle",  # LIF
+            "bias_width",
+            "plane_bits",
+            "synaptic_ops_per_cycle",  # synapse
+            "count_bits",
+            "sum_bits",
+            "ops_per_cycle",  # attention
+        )
+        if hasattr(params, key)
+    }
+    return {
+        "name": name,
+        "kind": params.kind,
+        "params": params.to_dict(),
+        "derived": derived,
+        "clock": "clk",
+        "reset": "rst (synchronous, active high)",
+        "ports": ports,
+    }
 
 
 def write_if_changed(path: Path, text: str) -> bool:
     """Write ``text`` to ``path`` (creating its folder) unless it already holds it; whether it wrote.
 
-    Verilator and make skip an unchanged design only if its files keep their timestamps.
+    Verilator and make skip an unchanged design only if its files keep their timestamps; the
+    write is atomic (:func:`contract.files.atomic_write`), so a parallel build never reads half
+    a file.
     """
     path = Path(path)
-    if path.is_file() and path.read_text() == text:
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    atomic_write(path, text)
     return True
 
 
-def generate(out: Path, *, kinds: Sequence[str] | None = None, names: Sequence[str] | None = None
-             ) -> list[Path]:
+def generate(
+    out: Path, *, kinds: Sequence[str] | None = None, names: Sequence[str] | None = None
+) -> list[Path]:
     """Write ``<name>.v`` and ``<name>.json`` for the selected configurations; return the paths."""
     kinds = list(PE_CONFIGS) if kinds is None else list(kinds)
     unknown = sorted(set(kinds) - set(PE_CONFIGS))
@@ -129,10 +150,19 @@ def generate(out: Path, *, kinds: Sequence[str] | None = None, names: Sequence[s
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hw.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("build/rtl"), help="output directory")
-    parser.add_argument("--kind", action="append", choices=sorted(PE_CONFIGS),
-                        help="PE family to generate (repeatable; default all)")
-    parser.add_argument("--config", action="append", dest="names", metavar="NAME",
-                        help="configuration name from hw.params.PE_CONFIGS (repeatable; default all)")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        choices=sorted(PE_CONFIGS),
+        help="PE family to generate (repeatable; default all)",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        dest="names",
+        metavar="NAME",
+        help="configuration name from protocol.params.PE_CONFIGS (repeatable; default all)",
+    )
     parser.add_argument("--list", action="store_true", help="print the configuration names and exit")
     args = parser.parse_args(argv)
     if args.list:

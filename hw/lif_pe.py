@@ -4,7 +4,7 @@ The input currents of all ``T`` time steps of a neuron are independent of its
 membrane, so the membrane recurrence ``v[t] = f(v[t-1], x[t])`` can run as a
 chain of ``T`` small stages (add, shift, compare, mux) in one pass: the membrane
 lives only in pipeline registers and never goes back to memory. This module
-implements exactly :func:`golden.numerics.lif_step` (arithmetic shift = floor,
+implements exactly :func:`contract.numerics.lif_step` (arithmetic shift = floor,
 ``h >= theta`` fires, hard reset to 0), starting from ``v = 0`` on every beat.
 """
 
@@ -15,29 +15,34 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden import numerics
+from contract import numerics
 from hw.arith import saturate
-from hw.params import LIFArrayParams
+from protocol.params import LIFArrayParams
 
 __all__ = ["LIFArray", "input_layout", "output_layout", "pack_input", "unpack_output", "reference"]
 
 
 def input_layout(params: LIFArrayParams) -> data.StructLayout:
     """Payload of one input beat (fields LSB first: ``current``, ``threshold``, ``last``)."""
-    return data.StructLayout({
-        "current": data.ArrayLayout(data.ArrayLayout(signed(params.membrane_bits), params.timesteps),
-                                    params.lanes),
-        "threshold": data.ArrayLayout(signed(params.threshold_bits), params.lanes),
-        "last": unsigned(1),
-    })
+    return data.StructLayout(
+        {
+            "current": data.ArrayLayout(
+                data.ArrayLayout(signed(params.membrane_bits), params.timesteps), params.lanes
+            ),
+            "threshold": data.ArrayLayout(signed(params.threshold_bits), params.lanes),
+            "last": unsigned(1),
+        }
+    )
 
 
 def output_layout(params: LIFArrayParams) -> data.StructLayout:
     """Payload of one output beat (fields LSB first: ``spikes``, ``last``)."""
-    return data.StructLayout({
-        "spikes": data.ArrayLayout(unsigned(params.timesteps), params.lanes),
-        "last": unsigned(1),
-    })
+    return data.StructLayout(
+        {
+            "spikes": data.ArrayLayout(unsigned(params.timesteps), params.lanes),
+            "last": unsigned(1),
+        }
+    )
 
 
 def _leak(diff: Value, shift: int) -> Value:
@@ -49,9 +54,10 @@ def _leak(diff: Value, shift: int) -> Value:
     return diff >> shift
 
 
-def _lif_step(m: Module, v: Value, x: Value, theta: Value, *, params: LIFArrayParams, name: str
-              ) -> tuple[Value, Value]:
-    """One neuron step; returns ``(spike, v_next)`` as in :func:`golden.numerics.lif_step`.
+def _lif_step(
+    m: Module, v: Value, x: Value, theta: Value, *, params: LIFArrayParams, name: str
+) -> tuple[Value, Value]:
+    """One neuron step; returns ``(spike, v_next)`` as in :func:`contract.numerics.lif_step`.
 
     ``v`` and ``x`` are ``M``-bit, ``theta`` is ``M + 1``-bit.
     """
@@ -116,7 +122,7 @@ class LIFArray(wiring.Component):
     ----------
     inp : In(stream.Signature(input_layout(params)))
         ``payload.current[l][t]``: signed ``M``-bit current of lane ``l`` at step ``t``,
-        already saturated (:func:`golden.numerics.synaptic_current`); bit offset
+        already saturated (:func:`contract.numerics.synaptic_current`); bit offset
         ``(l * T + t) * M``.
         ``payload.threshold[l]``: signed ``M + 1``-bit threshold of lane ``l``
         (:meth:`LIFArrayParams.clamp_threshold` maps any integer threshold here
@@ -133,10 +139,12 @@ class LIFArray(wiring.Component):
         if not isinstance(params, LIFArrayParams):
             raise TypeError(f"LIFArray parameters must be a LIFArrayParams, not {params!r}")
         self._params = params
-        super().__init__({
-            "inp": In(stream.Signature(input_layout(params))),
-            "out": Out(stream.Signature(output_layout(params))),
-        })
+        super().__init__(
+            {
+                "inp": In(stream.Signature(input_layout(params))),
+                "out": Out(stream.Signature(output_layout(params))),
+            }
+        )
 
     @property
     def params(self) -> LIFArrayParams:
@@ -163,8 +171,9 @@ class LIFArray(wiring.Component):
             first_step, end_step = stage * p.stage_steps, min((stage + 1) * p.stage_steps, p.timesteps)
             for t in range(first_step, end_step):
                 for lane in lanes:
-                    spike, v[lane] = _lif_step(m, v[lane], current[lane][t], theta[lane],
-                                               params=p, name=f"l{lane}_t{t}")
+                    spike, v[lane] = _lif_step(
+                        m, v[lane], current[lane][t], theta[lane], params=p, name=f"l{lane}_t{t}"
+                    )
                     spikes[lane].append(spike)
 
             # Register boundary: carry only what later stages still read. The last
@@ -182,50 +191,70 @@ class LIFArray(wiring.Component):
                 if p.leak_shift:  # with k = 0 no step reads the previous membrane
                     v = [regs.add(v[lane], f"v{lane}") for lane in lanes]
                 theta = [regs.add(theta[lane], f"theta{lane}") for lane in lanes]
-                current = [[regs.add(current[lane][t], f"x{lane}_{t}") if t >= end_step else current[lane][t]
-                            for t in steps] for lane in lanes]
+                current = [
+                    [
+                        regs.add(current[lane][t], f"x{lane}_{t}") if t >= end_step else current[lane][t]
+                        for t in steps
+                    ]
+                    for lane in lanes
+                ]
             with m.If(advance):
                 m.d.sync += regs.updates
 
         return m
 
 
-def pack_input(params: LIFArrayParams, currents: np.ndarray, thresholds: np.ndarray, *,
-               last: bool = False) -> int:
+def pack_input(
+    params: LIFArrayParams, currents: np.ndarray, thresholds: np.ndarray, *, last: bool = False
+) -> int:
     """Pack one input beat: ``currents`` ``[T, L]`` (time first, as in numerics), ``thresholds`` ``[L]``."""
     currents = np.asarray(currents, dtype=np.int64)
     thresholds = np.asarray(thresholds, dtype=np.int64)
     if currents.shape != (params.timesteps, params.lanes):
-        raise ValueError(f"currents must have shape (T, L) = {(params.timesteps, params.lanes)}, "
-                         f"not {currents.shape}")
+        raise ValueError(
+            f"currents must have shape (T, L) = {(params.timesteps, params.lanes)}, not {currents.shape}"
+        )
     if thresholds.shape != (params.lanes,):
         raise ValueError(f"thresholds must have shape (L,) = {(params.lanes,)}, not {thresholds.shape}")
     _check_range("currents", currents, params.membrane_bits)
     _check_range("thresholds", thresholds, params.threshold_bits)
-    const = input_layout(params).const({
-        "current": currents.T.tolist(),
-        "threshold": thresholds.tolist(),
-        "last": int(bool(last)),
-    })
+    const = input_layout(params).const(
+        {
+            "current": currents.T.tolist(),
+            "threshold": thresholds.tolist(),
+            "last": int(bool(last)),
+        }
+    )
     return const.as_bits()
 
 
 def unpack_output(params: LIFArrayParams, word: int) -> tuple[np.ndarray, bool]:
     """Unpack one output beat into ``(spikes [T, L] int64 0/1, last)``."""
     const = data.Const(output_layout(params), int(word))
-    spikes = np.array([[(int(const.spikes[lane]) >> t) & 1 for lane in range(params.lanes)]
-                       for t in range(params.timesteps)], dtype=np.int64)
+    spikes = np.array(
+        [
+            [(int(const.spikes[lane]) >> t) & 1 for lane in range(params.lanes)]
+            for t in range(params.timesteps)
+        ],
+        dtype=np.int64,
+    )
     return spikes, bool(const.last)
 
 
 def reference(params: LIFArrayParams, currents: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Reference spikes ``[T, ..., L]`` of :func:`golden.numerics.lif` for currents ``[T, ..., L]``."""
-    return numerics.lif(np.asarray(currents), np.asarray(thresholds), leak_shift=params.leak_shift,
-                        membrane_bits=params.membrane_bits)
+    """Reference spikes ``[T, ..., L]`` of :func:`contract.numerics.lif` for currents ``[T, ..., L]``."""
+    return numerics.lif(
+        np.asarray(currents),
+        np.asarray(thresholds),
+        leak_shift=params.leak_shift,
+        membrane_bits=params.membrane_bits,
+    )
 
 
 def _check_range(name: str, values: np.ndarray, bits: int) -> None:
     lo, hi = numerics.signed_range(bits)
     if values.size and (values.min() < lo or values.max() > hi):
-        raise ValueError(f"{name} must lie in the signed {bits}-bit range [{lo}, {hi}], "
-                         f"got [{values.min()}, {values.max()}]")
+        raise ValueError(
+            f"{name} must lie in the signed {bits}-bit range [{lo}, {hi}], "
+            f"got [{values.min()}, {values.max()}]"
+        )

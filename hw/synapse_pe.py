@@ -1,8 +1,8 @@
 """Synapse PE array with tick batching: one weight read feeds ``T`` accumulators.
 
 A linear (or im2col'd convolution) layer's input currents are
-``x[t, o] = sat_M((sum_i s[t, i] W[o, i]) << F + b[o])`` (:func:`golden.numerics.synaptic_current`
-of :func:`golden.numerics.linear_accumulate`). The sums of all ``T`` time steps use the
+``x[t, o] = sat_M((sum_i s[t, i] W[o, i]) << F + b[o])`` (:func:`contract.numerics.synaptic_current`
+of :func:`contract.numerics.linear_accumulate`). The sums of all ``T`` time steps use the
 same weights, so the array streams one input feature per beat: its ``T`` input bits
 and the ``L`` weights of that feature, and each weight updates ``T`` accumulators.
 
@@ -19,9 +19,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden import numerics
+from contract import numerics
 from hw.arith import extend, saturate
-from hw.params import SynapseArrayParams
+from protocol.params import SynapseArrayParams
 
 __all__ = [
     "SynapseArray",
@@ -39,20 +39,25 @@ def input_layout(params: SynapseArrayParams) -> data.StructLayout:
     fields: dict[str, object] = {"spikes": unsigned(params.timesteps)}
     if params.plane_bits:
         fields["plane"] = unsigned(params.plane_bits)
-    fields.update({
-        "weight": data.ArrayLayout(signed(params.weight_bits), params.lanes),
-        "bias": data.ArrayLayout(signed(params.bias_width), params.lanes),
-        "last": unsigned(1),
-    })
+    fields.update(
+        {
+            "weight": data.ArrayLayout(signed(params.weight_bits), params.lanes),
+            "bias": data.ArrayLayout(signed(params.bias_width), params.lanes),
+            "last": unsigned(1),
+        }
+    )
     return data.StructLayout(fields)
 
 
 def output_layout(params: SynapseArrayParams) -> data.StructLayout:
     """Payload of one output beat: ``current[l][t]``, the same layout as the LIF array's input currents."""
-    return data.StructLayout({
-        "current": data.ArrayLayout(data.ArrayLayout(signed(params.membrane_bits), params.timesteps),
-                                    params.lanes),
-    })
+    return data.StructLayout(
+        {
+            "current": data.ArrayLayout(
+                data.ArrayLayout(signed(params.membrane_bits), params.timesteps), params.lanes
+            ),
+        }
+    )
 
 
 class SynapseArray(wiring.Component):
@@ -98,11 +103,13 @@ class SynapseArray(wiring.Component):
         if not isinstance(params, SynapseArrayParams):
             raise TypeError(f"SynapseArray parameters must be a SynapseArrayParams, not {params!r}")
         self._params = params
-        super().__init__({
-            "inp": In(stream.Signature(input_layout(params))),
-            "out": Out(stream.Signature(output_layout(params))),
-            "overflow": Out(1),
-        })
+        super().__init__(
+            {
+                "inp": In(stream.Signature(input_layout(params))),
+                "out": Out(stream.Signature(output_layout(params))),
+                "overflow": Out(1),
+            }
+        )
 
     @property
     def params(self) -> SynapseArrayParams:
@@ -152,9 +159,9 @@ class SynapseArray(wiring.Component):
                 m.d.comb += total.eq(acc + Mux(beat.spikes[t], weight, 0))
                 overflows.append(total[-1] ^ total[-2])
                 with m.If(take):
-                    m.d.sync += acc.eq(Mux(beat.last, 0, total[:p.acc_bits].as_signed()))
+                    m.d.sync += acc.eq(Mux(beat.last, 0, total[: p.acc_bits].as_signed()))
                     with m.If(beat.last):
-                        m.d.sync += result.eq(total[:p.acc_bits].as_signed())
+                        m.d.sync += result.eq(total[: p.acc_bits].as_signed())
                 current = saturate(result.shift_left(p.frac_bits) + bias, p.membrane_bits)
                 m.d.comb += self.out.payload.current[lane][t].eq(current)
 
@@ -163,8 +170,15 @@ class SynapseArray(wiring.Component):
         return m
 
 
-def pack_input(params: SynapseArrayParams, spikes: np.ndarray, weights: np.ndarray, bias: np.ndarray, *,
-               plane: int = 0, last: bool = False) -> int:
+def pack_input(
+    params: SynapseArrayParams,
+    spikes: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    *,
+    plane: int = 0,
+    last: bool = False,
+) -> int:
     """Pack one beat: ``spikes`` ``[T]`` (0/1, plane ``plane`` of the input), ``weights``/``bias`` ``[L]``."""
     spikes = np.asarray(spikes, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.int64)
@@ -176,8 +190,10 @@ def pack_input(params: SynapseArrayParams, spikes: np.ndarray, weights: np.ndarr
             raise ValueError(f"{name} must have shape (L,) = {(params.lanes,)}, not {values.shape}")
         lo, hi = numerics.signed_range(bits)
         if values.min() < lo or values.max() > hi:
-            raise ValueError(f"{name} must lie in the signed {bits}-bit range [{lo}, {hi}], "
-                             f"got [{values.min()}, {values.max()}]")
+            raise ValueError(
+                f"{name} must lie in the signed {bits}-bit range [{lo}, {hi}], "
+                f"got [{values.min()}, {values.max()}]"
+            )
     plane_ok = not isinstance(plane, bool) and isinstance(plane, (int, np.integer))
     if not plane_ok or not 0 <= plane < params.input_bits:
         raise ValueError(f"plane must be an integer in [0, {params.input_bits - 1}], not {plane!r}")
@@ -188,22 +204,30 @@ def pack_input(params: SynapseArrayParams, spikes: np.ndarray, weights: np.ndarr
     return input_layout(params).const(fields).as_bits()
 
 
-def dot_product_beats(params: SynapseArrayParams, values: np.ndarray, weights: np.ndarray,
-                      bias: np.ndarray, *, planes: int | None = None) -> list[int]:
+def dot_product_beats(
+    params: SynapseArrayParams,
+    values: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    *,
+    planes: int | None = None,
+) -> list[int]:
     """Beats of one dot product: ``values`` ``[I, T]`` (>= 0), ``weights`` ``[L, I]``, ``bias`` ``[L]``.
 
     Each input feature becomes ``planes`` beats (bit planes LSB first, see
-    :func:`golden.numerics.bit_planes`); ``planes`` defaults to the fewest that hold
+    :func:`contract.numerics.bit_planes`); ``planes`` defaults to the fewest that hold
     ``values.max()``. The bias rides on the final beat, which carries ``last``.
     """
     values = np.asarray(values, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.int64)
     if values.ndim != 2 or values.shape[1] != params.timesteps or values.shape[0] == 0:
-        raise ValueError(f"values must have shape (I, T) with T = {params.timesteps} and I >= 1, "
-                         f"not {values.shape}")
+        raise ValueError(
+            f"values must have shape (I, T) with T = {params.timesteps} and I >= 1, not {values.shape}"
+        )
     if weights.shape != (params.lanes, values.shape[0]):
-        raise ValueError(f"weights must have shape (L, I) = {(params.lanes, values.shape[0])}, "
-                         f"not {weights.shape}")
+        raise ValueError(
+            f"weights must have shape (L, I) = {(params.lanes, values.shape[0])}, not {weights.shape}"
+        )
     if planes is None:
         planes = max(1, int(values.max()).bit_length())
     if not 1 <= planes <= params.input_bits:
@@ -213,22 +237,33 @@ def dot_product_beats(params: SynapseArrayParams, values: np.ndarray, weights: n
     for feature in range(values.shape[0]):
         for plane in range(planes):
             last = feature == values.shape[0] - 1 and plane == planes - 1
-            beats.append(pack_input(params, bit_planes[plane, feature], weights[:, feature],
-                                    bias if last else np.zeros(params.lanes, dtype=np.int64),
-                                    plane=plane, last=last))
+            beats.append(
+                pack_input(
+                    params,
+                    bit_planes[plane, feature],
+                    weights[:, feature],
+                    bias if last else np.zeros(params.lanes, dtype=np.int64),
+                    plane=plane,
+                    last=last,
+                )
+            )
     return beats
 
 
 def unpack_output(params: SynapseArrayParams, word: int) -> np.ndarray:
     """Unpack one output beat into currents ``[T, L]`` (time first, as in numerics)."""
     const = data.Const(output_layout(params), int(word))
-    return np.array([[const.current[lane][t] for lane in range(params.lanes)]
-                     for t in range(params.timesteps)], dtype=np.int64)
+    return np.array(
+        [[const.current[lane][t] for lane in range(params.lanes)] for t in range(params.timesteps)],
+        dtype=np.int64,
+    )
 
 
-def reference(params: SynapseArrayParams, values: np.ndarray, weights: np.ndarray,
-              bias: np.ndarray) -> np.ndarray:
+def reference(
+    params: SynapseArrayParams, values: np.ndarray, weights: np.ndarray, bias: np.ndarray
+) -> np.ndarray:
     """Reference currents ``[T, L]``: ``synaptic_current(linear_accumulate(values.T, weights), bias)``."""
     acc = numerics.linear_accumulate(np.asarray(values).T, np.asarray(weights))
-    return numerics.synaptic_current(acc, np.asarray(bias), frac_bits=params.frac_bits,
-                                     membrane_bits=params.membrane_bits)
+    return numerics.synaptic_current(
+        acc, np.asarray(bias), frac_bits=params.frac_bits, membrane_bits=params.membrane_bits
+    )

@@ -2,10 +2,11 @@
 
 ``python scripts/bench_accel.py [--export DIR] [--config sim] [--samples 4] [--gesture]``
 
-* runs ``--samples`` inferences of the model through the accelerator's Verilog under
-  Verilator + cocotb (AXI bus models) and prints the build time, wall time per
-  inference, cycles per inference, the simulator's speed (cycles per second) and
-  whether the logits equal the integer model's;
+* runs ``--samples`` inferences of the model with the host driver on the simulated backend
+  (the accelerator's Verilog under Verilator with the C++ AXI4-Lite and AXI DMA models,
+  :mod:`host.backends.native_backend`) and prints the build time, wall time per inference,
+  cycles per inference, the simulator's speed (cycles per second) and whether the logits
+  equal the integer model's (:func:`host.verify.check_bit_exact`);
 * prints the analytic cycle model of the same program (per layer, frames per second at
   the configuration's clock, stream traffic, synaptic operations per cycle);
 * ``--gesture`` also prints the model of the paper-sized ``hw-gesture`` (128 x 128, T = 16)
@@ -28,16 +29,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from golden.intmodel import IntModel  # noqa: E402
-from hw.accel.compiler import compile_model  # noqa: E402
-from hw.accel.config import ACCEL_CONFIGS, get_config  # noqa: E402
-from hw.accel.perf import plan, report  # noqa: E402
-from hw.accel.verilator import VerilatorAccelerator, check_outputs  # noqa: E402
-from hw.accel.workloads import firing_int_model  # noqa: E402
+from contract.intmodel import IntModel  # noqa: E402
+from golden.workloads import firing_int_model  # noqa: E402
+from host.backends.native_backend import NativeSimBackend  # noqa: E402
+from host.driver import Driver  # noqa: E402
+from host.verify import check_bit_exact  # noqa: E402
+from protocol.compiler import compile_model  # noqa: E402
+from protocol.config import ACCEL_CONFIGS, get_config  # noqa: E402
+from protocol.perf import plan, report  # noqa: E402
 
 
 def _model(export: Path | None) -> tuple[IntModel, np.ndarray, str]:
-    from golden.export import load_export
+    from contract.manifest import load_export
 
     path = export or ROOT / "build" / "export" / "hw-tiny-digits"
     if (path / "manifest.json").is_file():
@@ -79,24 +82,29 @@ def main(argv: list[str] | None = None) -> int:
     print(perf.table())
 
     if not args.no_sim:
-        accel = VerilatorAccelerator(cfg)
-        build = accel.build()
-        samples = inputs[: args.samples]
         began = time.perf_counter()
-        runs, sim_seconds = accel.run(program, samples)
-        wall = time.perf_counter() - began
-        logits = model.run(samples)[0]
-        exact = all(check_outputs(program, run, logits[i]) is None for i, run in enumerate(runs))
-        cycles = sum(run.cycles for run in runs)
+        with NativeSimBackend.for_config(cfg) as backend:
+            build = time.perf_counter() - began
+            driver = Driver(backend, program)
+            samples = inputs[: args.samples]
+            first_cycle, began = backend.cycle, time.perf_counter()
+            try:
+                bit_exact = check_bit_exact(driver, model, samples, trace="never")
+            finally:
+                driver.close()
+            wall = time.perf_counter() - began
+            simulated = backend.cycle - first_cycle
+        result = bit_exact.result
+        execute = result.times.seconds["execute"]
         print(
-            f"\nVerilator + cocotb ({len(runs)} inference(s)): build {build:.1f} s (cached when unchanged), "
-            f"simulator {sim_seconds:.1f} s, total {wall:.1f} s"
+            f"\nVerilator, host driver ({len(samples)} inference(s)): build {build:.1f} s (cached when "
+            f"unchanged), simulator {execute:.1f} s, total {wall:.1f} s"
         )
         print(
-            f"  cycles per inference {runs[0].cycles} (model {perf.cycles}); wall time per inference "
-            f"{np.mean([r.wall for r in runs]):.2f} s; simulator speed {cycles / sim_seconds:,.0f} cycles/s"
+            f"  cycles per inference {int(result.cycles[0])} (model {perf.cycles}); wall time per inference "
+            f"{result.times.total / len(samples):.2f} s; simulator speed {simulated / execute:,.0f} cycles/s"
         )
-        print(f"  logits bit-exact with the integer model: {'yes' if exact else 'NO'}")
+        print(f"  logits bit-exact with the integer model: {'yes' if bit_exact.exact else 'NO'}")
 
     if args.gesture:
         gesture = firing_int_model("hw-gesture")

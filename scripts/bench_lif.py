@@ -47,15 +47,20 @@ def _compare(steps: int, run: Callable[[str], tuple[float, float]]) -> dict[str,
     for _ in range(steps):
         for backend, record in times.items():
             record.append(run(backend))
-    return {backend: (statistics.median(w for w, _ in record), statistics.median(c for _, c in record))
-            for backend, record in times.items()}
+    return {
+        backend: (statistics.median(w for w, _ in record), statistics.median(c for _, c in record))
+        for backend, record in times.items()
+    }
 
 
 def _lif_inputs(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[LIFNode, torch.Tensor]]:
     """Every LIF layer with the input it receives in one forward pass."""
     seen: list[tuple[LIFNode, torch.Tensor]] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0].detach())))
-             for m in model.modules() if isinstance(m, LIFNode)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.append((m, i[0].detach())))
+        for m in model.modules()
+        if isinstance(m, LIFNode)
+    ]
     with torch.no_grad():
         model(x)
     for hook in hooks:
@@ -67,8 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="hw-gesture", choices=list_models())
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--img-size", type=int, default=64,
-                        help="frame size (default 64, a quarter of hw-gesture's pixels; 0 = the preset's)")
+    parser.add_argument(
+        "--img-size",
+        type=int,
+        default=64,
+        help="frame size (default 64, a quarter of hw-gesture's pixels; 0 = the preset's)",
+    )
     parser.add_argument("--timesteps", type=int, default=None, help="override the preset's time steps")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per backend (after one warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -100,16 +109,21 @@ def main(argv: list[str] | None = None) -> None:
             for (node, inp), grad in zip(layers, grads, strict=True):
                 node.backend = backend
                 node(inp.requires_grad_()).backward(grad)
+
         return _timed(run, device)
 
     model_times = _compare(args.steps, train_step)
     lif_times = _compare(args.steps, lif_layers)
     elements = sum(inp.numel() for _, inp in layers)
-    print(f"preset {args.preset}  input [B, T, C, H, W] = {list(shape)}  device {device}  "
-          f"threads {torch.get_num_threads()}  median of {args.steps}")
+    print(
+        f"preset {args.preset}  input [B, T, C, H, W] = {list(shape)}  device {device}  "
+        f"threads {torch.get_num_threads()}  median of {args.steps}"
+    )
     print(f"{'':34}{'loop':>11}{'fused':>11}{'speed-up':>10}")
-    for label, t in (("training step (fwd+bwd)", model_times),
-                     (f"LIF layers only ({len(layers)}, {elements / 1e6:.1f}M)", lif_times)):
+    for label, t in (
+        ("training step (fwd+bwd)", model_times),
+        (f"LIF layers only ({len(layers)}, {elements / 1e6:.1f}M)", lif_times),
+    ):
         for clock, i in (("wall", 0), ("cpu", 1)):
             loop, fused = t["loop"][i], t["fused"][i]
             name = f"{label}, {clock}"

@@ -3,7 +3,7 @@
 ``python scripts/gesture_rtl.py [--samples 1] [--out build/gesture-rtl]``
 
 Builds an untrained ``hw-gesture`` (2 x 128 x 128 events, T = 16) whose BatchNorm
-statistics make every layer fire (:func:`hw.accel.workloads.firing_int_model`), writes it
+statistics make every layer fire (:func:`golden.workloads.firing_int_model`), writes it
 as an export with test vectors of random event counts, and runs the board flow's CLI on
 it: ``python -m host.run --backend sim --config pynq-z2`` (the band-tiled program, its 4
 segments chained by the driver, on the ``pynq-z2`` top under Verilator). It prints the
@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from golden.export import make_test_vectors, write_export  # noqa: E402
+from contract.manifest import make_test_vectors, write_export  # noqa: E402
+from golden.workloads import firing_int_model  # noqa: E402
 from host.run import main as host_run  # noqa: E402
-from hw.accel.workloads import firing_int_model  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     export = write_export(model, args.out / "export", vectors=vectors)
     return host_run(
         [
-            "--export", str(export), "--backend", "sim", "--config", "pynq-z2",
-            "--samples", str(args.samples), "--json", str(args.out / "rtl_report.json"),
+            "--export",
+            str(export),
+            "--backend",
+            "sim",
+            "--config",
+            "pynq-z2",
+            "--samples",
+            str(args.samples),
+            "--json",
+            str(args.out / "rtl_report.json"),
         ]
     )
 

@@ -1,4 +1,4 @@
-"""Verification of the hardware PEs: Verilator runner, cocotb testbenches, lint and synthesis.
+"""Everything that simulates, lints or synthesizes the RTL of :mod:`hw`.
 
 Modules
 -------
@@ -10,10 +10,13 @@ flow        generate + build + simulate one configuration; ``python -m sim`` (``
 payload     stream payload packing driven by the component's Amaranth layouts
 streams     cocotb stream source/sink with random idle and back-pressure
 bench       shared testbench plumbing (parameters from the environment, clock, reset)
+stimulus    random and edge-case PE vectors and their payloads (both simulators' tests)
 vectors     PE test vectors cut from an exported trained model
 tb_lif, tb_synapse, tb_attention
             one cocotb testbench module per PE
 synth       Yosys ``synth_xilinx`` resource table (``make synth``)
+testbench   stream drivers for unit tests in Amaranth's simulator
+accel       the whole accelerator: its top's Verilog and waivers, lint, Amaranth-simulator bench, Yosys
 
 See docs/verification.md.
 """

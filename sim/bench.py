@@ -2,7 +2,7 @@
 
 A PE testbench runs inside the simulator process, started by :mod:`sim.runner`.
 It learns which configuration it is testing from the ``SIM_PE_PARAMS`` environment
-variable (the JSON of the ``hw.params`` object the Verilog was generated from),
+variable (the JSON of the ``protocol.params`` object the Verilog was generated from),
 rebuilds the Amaranth component from it to read the stream layouts from its
 signature, and checks that the design's port widths match those layouts.
 
@@ -25,7 +25,7 @@ from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
 from cocotb.triggers import RisingEdge
 
-from hw.params import PEParams, params_from_dict
+from protocol.params import PEParams, params_from_dict
 from sim.payload import PayloadCodec
 from sim.streams import CycleCounter, StreamSink, StreamSource
 
@@ -55,12 +55,15 @@ def load_params(expected: type[_P]) -> _P:
     """The parameters of the design under test, from :data:`PARAMS_ENV`."""
     text = os.environ.get(PARAMS_ENV)
     if not text:
-        raise RuntimeError(f"{PARAMS_ENV} is not set: run the testbench through sim.runner "
-                           f"(python -m sim or pytest tests/test_sim.py)")
+        raise RuntimeError(
+            f"{PARAMS_ENV} is not set: run the testbench through sim.runner "
+            f"(python -m sim or pytest tests/test_sim.py)"
+        )
     params = params_from_dict(json.loads(text))
     if not isinstance(params, expected):
-        raise TypeError(f"{PARAMS_ENV} describes a {type(params).__name__}, this testbench needs "
-                        f"a {expected.__name__}")
+        raise TypeError(
+            f"{PARAMS_ENV} describes a {type(params).__name__}, this testbench needs a {expected.__name__}"
+        )
     return params
 
 
@@ -95,25 +98,36 @@ class StreamBench:
         Clock period.
     """
 
-    def __init__(self, dut: SimHandleBase, *, component: wiring.Component, inputs: Sequence[str],
-                 outputs: Sequence[str], period_ns: int = 10) -> None:
+    def __init__(
+        self,
+        dut: SimHandleBase,
+        *,
+        component: wiring.Component,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        period_ns: int = 10,
+    ) -> None:
         self.dut = dut
         self.rng = random.Random(random.getrandbits(64))
         self.codecs = {name: PayloadCodec.of(component, name) for name in (*inputs, *outputs)}
         for name, codec in self.codecs.items():
             width = len(getattr(dut, f"{name}__payload"))
             if width != codec.size:
-                raise AssertionError(f"port {name}__payload is {width} bits in the Verilog but "
-                                     f"{codec.size} bits in {type(component).__name__}'s signature")
+                raise AssertionError(
+                    f"port {name}__payload is {width} bits in the Verilog but "
+                    f"{codec.size} bits in {type(component).__name__}'s signature"
+                )
         self.counter = CycleCounter(dut.clk, period_ps=period_ns * 1000)
         self._clock = Clock(dut.clk, period_ns, unit="ns")
         self._clock.start()
         dut.rst.value = 1
         # Each port draws its traffic pattern from its own generator.
-        self.sources = {name: StreamSource(dut, name, counter=self.counter, rng=self._port_rng())
-                        for name in inputs}
-        self.sinks = {name: StreamSink(dut, name, counter=self.counter, rng=self._port_rng())
-                      for name in outputs}
+        self.sources = {
+            name: StreamSource(dut, name, counter=self.counter, rng=self._port_rng()) for name in inputs
+        }
+        self.sinks = {
+            name: StreamSink(dut, name, counter=self.counter, rng=self._port_rng()) for name in outputs
+        }
 
     def _port_rng(self) -> random.Random:
         return random.Random(self.rng.getrandbits(64))
@@ -156,8 +170,11 @@ class StreamBench:
         counts = {name: len(sink.words) for name, sink in self.sinks.items()}
         for _ in range(cycles):
             await RisingEdge(self.dut.clk)
-        extra = {name: len(sink.words) - counts[name] for name, sink in self.sinks.items()
-                 if len(sink.words) != counts[name]}
+        extra = {
+            name: len(sink.words) - counts[name]
+            for name, sink in self.sinks.items()
+            if len(sink.words) != counts[name]
+        }
         if extra:
             raise AssertionError(f"unexpected extra output beats: {extra}")
 
@@ -167,9 +184,9 @@ def budget_cycles(beats: int, *, valid_prob: float, ready_prob: float, latency: 
     return int(beats / (valid_prob * ready_prob) * 3) + 4 * latency + 200
 
 
-
-def assert_cycles(accepted: Sequence[int], produced: Sequence[int], *, latency: int, expected: int,
-                  every_cycle: bool) -> int:
+def assert_cycles(
+    accepted: Sequence[int], produced: Sequence[int], *, latency: int, expected: int, every_cycle: bool
+) -> int:
     """Check measured cycle counts against the analytic model; return the measured total.
 
     Parameters
@@ -190,10 +207,13 @@ def assert_cycles(accepted: Sequence[int], produced: Sequence[int], *, latency: 
         if gaps:
             raise AssertionError(f"input beats not accepted every cycle: gaps {gaps[:8]}")
     if produced[-1] - accepted[-1] != latency:
-        raise AssertionError(f"last output {produced[-1] - accepted[-1]} cycles after the last input, "
-                             f"params.latency = {latency}")
+        raise AssertionError(
+            f"last output {produced[-1] - accepted[-1]} cycles after the last input, "
+            f"params.latency = {latency}"
+        )
     measured = produced[-1] - accepted[0] + 1
     if measured != expected:
-        raise AssertionError(f"measured {measured} cycles from first input to last output, "
-                             f"analytic model says {expected}")
+        raise AssertionError(
+            f"measured {measured} cycles from first input to last output, analytic model says {expected}"
+        )
     return measured

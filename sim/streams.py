@@ -107,8 +107,15 @@ class StreamSource(_StreamEnd):
         Probability that an idle source offers its next queued beat in a cycle.
     """
 
-    def __init__(self, dut: SimHandleBase, prefix: str, *, counter: CycleCounter, rng: random.Random,
-                 valid_prob: float = 1.0) -> None:
+    def __init__(
+        self,
+        dut: SimHandleBase,
+        prefix: str,
+        *,
+        counter: CycleCounter,
+        rng: random.Random,
+        valid_prob: float = 1.0,
+    ) -> None:
         super().__init__(dut, prefix, counter=counter, rng=rng)
         self.valid_prob = _check_probability("valid_prob", valid_prob)
         self.queue: deque[int] = deque()
@@ -151,8 +158,15 @@ class StreamSink(_StreamEnd):
         Probability that the sink is ready in a cycle.
     """
 
-    def __init__(self, dut: SimHandleBase, prefix: str, *, counter: CycleCounter, rng: random.Random,
-                 ready_prob: float = 1.0) -> None:
+    def __init__(
+        self,
+        dut: SimHandleBase,
+        prefix: str,
+        *,
+        counter: CycleCounter,
+        rng: random.Random,
+        ready_prob: float = 1.0,
+    ) -> None:
         super().__init__(dut, prefix, counter=counter, rng=rng)
         self.ready_prob = _check_probability("ready_prob", ready_prob)
         #: Received payload words and the cycle of each transfer.
@@ -175,6 +189,7 @@ class StreamSink(_StreamEnd):
         deadline = self.counter.cycle + max_cycles
         while len(self.words) < count:
             if self.counter.cycle >= deadline:
-                raise StreamTimeout(f"{self.name}: {len(self.words)} of {count} beats after "
-                                    f"{max_cycles} cycles")
+                raise StreamTimeout(
+                    f"{self.name}: {len(self.words)} of {count} beats after {max_cycles} cycles"
+                )
             await edge

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hw.params import PE_CONFIGS
+from protocol.params import PE_CONFIGS
 from sim.tools import ToolNotFoundError, yosys_executable
 
 __all__ = [
@@ -63,10 +63,20 @@ XC7Z020 = Device(name="xc7z020", lut=53_200, ff=106_400, carry4=13_300, dsp=220,
 _LUT_SITES: dict[str, int] = {
     **{f"LUT{n}": 1 for n in range(1, 7)},
     "LUT6_2": 1,
-    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
-    "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
-    "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
-    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8,
+    "SRL16E": 1,
+    "SRLC16E": 1,
+    "SRLC32E": 1,
+    "RAM32X1S": 1,
+    "RAM64X1S": 1,
+    "RAM128X1S": 2,
+    "RAM256X1S": 4,
+    "RAM32X1D": 2,
+    "RAM64X1D": 2,
+    "RAM128X1D": 4,
+    "RAM32M": 4,
+    "RAM64M": 4,
+    "RAM32M16": 8,
+    "RAM64M8": 8,
 }
 _FLIP_FLOPS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
 _DSPS = ("DSP48E1",)
@@ -138,8 +148,9 @@ def parse_stat(stat: Mapping[str, Any] | str) -> Resources:
     )
 
 
-def synthesize(verilog: Path, *, top: str, workdir: Path, yosys: Path | None = None,
-               timeout: float = 1800.0) -> Resources:
+def synthesize(
+    verilog: Path, *, top: str, workdir: Path, yosys: Path | None = None, timeout: float = 1800.0
+) -> Resources:
     """Run ``synth_xilinx -family xc7 -noiopad`` on ``verilog`` and return its resources.
 
     The log goes to ``<workdir>/<top>.log`` and the statistics to ``<workdir>/<top>.stat.json``.
@@ -161,17 +172,25 @@ def synthesize(verilog: Path, *, top: str, workdir: Path, yosys: Path | None = N
     workdir.mkdir(parents=True, exist_ok=True)
     log, stat = workdir / f"{top}.log", workdir / f"{top}.stat.json"
     stat.unlink(missing_ok=True)
-    script = (f"read_verilog {verilog}; synth_xilinx -family xc7 -top {top} -noiopad; "
-              f"tee -q -o {stat.resolve()} stat -json")
+    script = (
+        f"read_verilog {verilog}; synth_xilinx -family xc7 -top {top} -noiopad; "
+        f"tee -q -o {stat.resolve()} stat -json"
+    )
     try:
-        result = subprocess.run([str(executable), "-q", "-l", str(log.resolve()), "-p", script],
-                                capture_output=True, text=True, timeout=timeout, check=False)
+        result = subprocess.run(
+            [str(executable), "-q", "-l", str(log.resolve()), "-p", script],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired as error:
         raise SynthError(f"yosys on {verilog.name} took longer than {timeout:.0f} s (log: {log})") from error
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-        raise SynthError(f"yosys failed on {verilog.name} (exit {result.returncode}, log {log}): "
-                         + " | ".join(detail))
+        raise SynthError(
+            f"yosys failed on {verilog.name} (exit {result.returncode}, log {log}): " + " | ".join(detail)
+        )
     if not stat.is_file():
         raise SynthError(f"yosys exited normally on {verilog.name} but wrote no statistics (log {log})")
     return parse_stat(stat.read_text())
@@ -188,15 +207,39 @@ class SynthRow:
     seconds: float
 
 
-_COLUMNS = ("config", "kind", "params", "LUT", "FF", "CARRY4", "DSP48E1", "BRAM36",
-            "LUT %", "FF %", "DSP %", "BRAM %")
+_COLUMNS = (
+    "config",
+    "kind",
+    "params",
+    "LUT",
+    "FF",
+    "CARRY4",
+    "DSP48E1",
+    "BRAM36",
+    "LUT %",
+    "FF %",
+    "DSP %",
+    "BRAM %",
+)
 
 
 def _cells(row: SynthRow, device: Device) -> list[str]:
     r, use = row.resources, row.resources.utilisation(device)
     params = " ".join(f"{k}={v}" for k, v in row.params.items() if k != "kind")
-    return [row.name, row.kind, params, str(r.lut), str(r.ff), str(r.carry4), str(r.dsp), f"{r.bram36:g}",
-            f"{use['lut']:.2f}", f"{use['ff']:.2f}", f"{use['dsp']:.2f}", f"{use['bram36']:.2f}"]
+    return [
+        row.name,
+        row.kind,
+        params,
+        str(r.lut),
+        str(r.ff),
+        str(r.carry4),
+        str(r.dsp),
+        f"{r.bram36:g}",
+        f"{use['lut']:.2f}",
+        f"{use['ff']:.2f}",
+        f"{use['dsp']:.2f}",
+        f"{use['bram36']:.2f}",
+    ]
 
 
 def write_tables(rows: Iterable[SynthRow], out: Path, *, device: Device = XC7Z020) -> tuple[Path, Path]:
@@ -241,8 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim.synth", description=__doc__.splitlines()[0])
     parser.add_argument("--rtl", type=Path, default=Path("build/rtl"), help="generated Verilog (make rtl)")
     parser.add_argument("--out", type=Path, default=Path("build/synth"), help="output directory")
-    parser.add_argument("--config", action="append", dest="names", metavar="NAME",
-                        help="only this configuration (repeatable)")
+    parser.add_argument(
+        "--config", action="append", dest="names", metavar="NAME", help="only this configuration (repeatable)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="parallel yosys runs (default 1)")
     args = parser.parse_args(argv)
     files = sorted(args.rtl.glob("*.v"))
@@ -266,9 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         resources = synthesize(verilog, top=verilog.stem, workdir=args.out / "logs", yosys=yosys)
         kind, params = _describe(verilog)
         row = SynthRow(verilog.stem, kind, params, resources, time.perf_counter() - start)
-        print(f"[synth] {row.name:24s} LUT {resources.lut:6d}  FF {resources.ff:6d}  CARRY4 "
-              f"{resources.carry4:5d}  DSP {resources.dsp:3d}  BRAM36 {resources.bram36:g}  "
-              f"({row.seconds:.0f} s)", flush=True)
+        print(
+            f"[synth] {row.name:24s} LUT {resources.lut:6d}  FF {resources.ff:6d}  CARRY4 "
+            f"{resources.carry4:5d}  DSP {resources.dsp:3d}  BRAM36 {resources.bram36:g}  "
+            f"({row.seconds:.0f} s)",
+            flush=True,
+        )
         return row
 
     try:

@@ -6,7 +6,7 @@
 #   make sim                      Verilator + cocotb regression of every configuration
 #     WAVES=1                     ... writing $(BUILD)/sim/<config>/dump.fst
 #     COCOTB_RANDOM_SEED=n        ... reproducing a run (the seed is printed)
-#     SIM_CONFIGS="lif_l8_t4 .."  ... only these configurations (hw.params.PE_CONFIGS names)
+#     SIM_CONFIGS="lif_l8_t4 .."  ... only these configurations (protocol.params.PE_CONFIGS names)
 #     SIM_VECTORS=n               ... random vectors per configuration (default 10000)
 #   make synth                    Yosys synth_xilinx per configuration ->
 #                                 $(BUILD)/synth/resources.md and resources.csv

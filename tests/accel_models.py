@@ -4,7 +4,8 @@
   ``tiny_export`` fixture) and digits test inputs.
 * :func:`dvs_model`: a DVS-shaped Hardware Spikeformer (2 x 16 x 16 event frames, T = 4,
   two conv stages with spike max-pool, 64 tokens, one block with ``joint`` or ``divided``
-  attention) built the same way from ``synthetic-events`` frames.
+  attention), untrained, its BatchNorm statistics calibrated on ``synthetic-events`` frames
+  (:func:`golden.workloads.firing_int_model`).
 """
 
 from __future__ import annotations
@@ -13,40 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from golden.intmodel import IntModel, quantize_input
+from contract.intmodel import IntModel, quantize_input
+from golden.workloads import firing_int_model
 
-__all__ = ["active_int_model", "tiny_model", "dvs_model"]
-
-
-def active_int_model(preset: str, calibration: np.ndarray, **overrides: object) -> IntModel:
-    """Quantize an untrained preset whose every layer fires.
-
-    BatchNorm statistics are the plain averages over ``calibration`` (train-mode forward
-    passes with cumulative statistics; ``eps`` tiny, so sparse event inputs far below the
-    default ``eps`` still normalize to unit variance), then every BatchNorm bias is set to
-    0.6 so the normalized currents sit near the LIF threshold instead of far below it; the
-    quantizer then folds them as for a trained model.
-    """
-    from golden.models import create_model
-    from golden.quantize import FakeQuantModel, to_int_model
-
-    torch.manual_seed(0)
-    net = create_model(preset, **overrides)
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the calibration batches
-        norm.eps = 1e-12
-    net.train()
-    with torch.no_grad():
-        for batch in torch.from_numpy(calibration).float().split(64):
-            net(batch)
-        for norm in norms:
-            norm.bias.fill_(0.6)
-    net.eval()
-    return to_int_model(FakeQuantModel(net), event=calibration.ndim == 5)
+__all__ = ["tiny_model", "dvs_model"]
 
 
 def _dataset(name: str, split: str, count: int, **kwargs: object) -> np.ndarray:
@@ -60,7 +32,7 @@ def _dataset(name: str, split: str, count: int, **kwargs: object) -> np.ndarray:
 @lru_cache(maxsize=2)
 def tiny_model(export: Path, samples: int) -> tuple[IntModel, np.ndarray]:
     """``(model, inputs [samples, 1, 8, 8])``: the hw-tiny export at ``export`` and digits test inputs."""
-    from golden.export import load_export
+    from contract.manifest import load_export
 
     model = load_export(export).model
     inputs = quantize_input(_dataset("digits", "test", samples), input_max=model.numerics.input_max)
@@ -83,6 +55,7 @@ def dvs_model(attention: str, samples: int = 2) -> tuple[IntModel, np.ndarray]:
         mlp_ratio=2,
         attention=attention,
     )
-    model = active_int_model("hw-tiny", _dataset("synthetic-events", "train", 64, size=16), **overrides)
+    calibration = _dataset("synthetic-events", "train", 64, size=16)
+    model = firing_int_model("hw-tiny", calibration=calibration, **overrides)
     frames = _dataset("synthetic-events", "test", samples, size=16)
     return model, quantize_input(frames, input_max=model.numerics.input_max)

@@ -50,9 +50,17 @@ def tiny_checkpoint(shared_dir: Path) -> Path:
 
     def make(out: Path) -> None:
         model = train_briefly("hw-tiny", build_dataset("digits", None, "train", timesteps=4), **TINY_RECIPE)
-        save_checkpoint(out / "checkpoint.pt", model=model, preset="hw-tiny", model_overrides={},
-                        data="digits", data_kwargs={"timesteps": 4}, epoch=TINY_RECIPE["epochs"],
-                        metrics=[], args={})
+        save_checkpoint(
+            out / "checkpoint.pt",
+            model=model,
+            preset="hw-tiny",
+            model_overrides={},
+            data="digits",
+            data_kwargs={"timesteps": 4},
+            epoch=TINY_RECIPE["epochs"],
+            metrics=[],
+            args={},
+        )
 
     return build_once(shared_dir, "hw-tiny-digits", make) / "checkpoint.pt"
 
@@ -62,9 +70,9 @@ def tiny_export(shared_dir: Path, tiny_checkpoint: Path) -> Path:
     """The integer export of :func:`tiny_checkpoint` with 32 test-split vectors."""
     from torch.utils.data import DataLoader
 
+    from contract.manifest import make_test_vectors, write_export
     from golden.checkpoint import load_model
     from golden.data import build_dataset
-    from golden.export import make_test_vectors, write_export
     from golden.quantize import FakeQuantModel, to_int_model
 
     def make(out: Path) -> None:

@@ -7,8 +7,8 @@ CPU's array, so a missing flush or invalidate corrupts data as on a board) and
 
 * the AXI DMA in simple mode (PG021 registers: DMACR run/reset, DMASR halted/idle and
   error bits, SA/DA, LENGTH; the receive LENGTH holds the bytes written after TLAST);
-* the accelerator (:mod:`hw.accel.regmap`), whose core runs the received program on
-  :class:`hw.accel.emulator.Emulator` and splits the output into packets the way the
+* the accelerator (:mod:`protocol.regmap`), whose core runs the received program on
+  :class:`protocol.emulator.Emulator` and splits the output into packets the way the
   program's STORE and HEAD commands do.
 
 :func:`make_backend` binds a :class:`host.backends.pynq_backend.PynqBackend` to it in two
@@ -21,17 +21,19 @@ ways: ``"pynq"`` uses the real ``pynq`` classes (a ``pynq.Device`` subclass, ``D
 from __future__ import annotations
 
 import itertools
+import os
 import struct
+import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 
-from hw.accel import regmap
-from hw.accel.config import AcceleratorConfig
-from hw.accel.descriptors import Opcode
-from hw.accel.emulator import Emulator, EmulatorError
-from hw.accel.program import stream_words_for
+from protocol import regmap
+from protocol.config import AcceleratorConfig
+from protocol.descriptors import Opcode
+from protocol.emulator import Emulator, EmulatorError
+from protocol.program import stream_words_for
 
 ACCEL_BASE = 0x43C0_0000
 DMA_BASE = 0x4040_0000
@@ -60,7 +62,7 @@ class FaultyEmulator(Emulator):
         if self.corrupt_conv is not None and convs == self.corrupt_conv + 1:
             count = d.out_h * d.out_w * d.out_c
             mask = np.uint64((1 << d.timesteps) - 1)
-            self.amem[d.dst:d.dst + count] ^= mask
+            self.amem[d.dst : d.dst + count] ^= mask
 
 
 class FakeCore:
@@ -71,8 +73,15 @@ class FakeCore:
     ``corrupt_conv=k`` inverts the spikes the k-th CONV command writes (a wrong layer).
     """
 
-    def __init__(self, config: AcceleratorConfig, *, mode: str = "normal", config_hash: int | None = None,
-                 ident: int = regmap.ACCEL_ID, corrupt_conv: int | None = None) -> None:
+    def __init__(
+        self,
+        config: AcceleratorConfig,
+        *,
+        mode: str = "normal",
+        config_hash: int | None = None,
+        ident: int = regmap.ACCEL_ID,
+        corrupt_conv: int | None = None,
+    ) -> None:
         self.cfg, self.mode = config, mode
         self.config_hash = config.config_hash if config_hash is None else config_hash
         self.ident = ident
@@ -90,13 +99,22 @@ class FakeCore:
         cfg = self.cfg
         major, minor = regmap.VERSION
         values = {
-            "ID": self.ident, "VERSION": major << 16 | minor, "CONFIG_HASH": self.config_hash,
+            "ID": self.ident,
+            "VERSION": major << 16 | minor,
+            "CONFIG_HASH": self.config_hash,
             "STATUS": int(self.busy) | int(self.done) << 1 | int(bool(self.error)) << 2,
-            "ERROR": self.error, "DETAIL": self.detail, "ERROR_COMMAND": self.error_command,
-            "COMMANDS": self.commands, "CYCLES_LO": self.cycles & 0xFFFF_FFFF, "CYCLES_HI": self.cycles >> 32,
-            "HW_TIMESTEPS": cfg.timesteps, "HW_LANES": cfg.lanes | cfg.lif_lanes << 16,
-            "HW_AMEM_DEPTH": cfg.amem_depth, "HW_WMEM_DEPTH": cfg.wmem_depth,
-            "HW_ATTENTION": cfg.head_dim | cfg.max_group << 8, "HW_PROFILE_DEPTH": cfg.profile_depth,
+            "ERROR": self.error,
+            "DETAIL": self.detail,
+            "ERROR_COMMAND": self.error_command,
+            "COMMANDS": self.commands,
+            "CYCLES_LO": self.cycles & 0xFFFF_FFFF,
+            "CYCLES_HI": self.cycles >> 32,
+            "HW_TIMESTEPS": cfg.timesteps,
+            "HW_LANES": cfg.lanes | cfg.lif_lanes << 16,
+            "HW_AMEM_DEPTH": cfg.amem_depth,
+            "HW_WMEM_DEPTH": cfg.wmem_depth,
+            "HW_ATTENTION": cfg.head_dim | cfg.max_group << 8,
+            "HW_PROFILE_DEPTH": cfg.profile_depth,
         }
         for name, value in values.items():
             if _REG[name] == offset:
@@ -138,10 +156,12 @@ class FakeCore:
             return
         offset = 0
         for desc in self.emulator.executed:
-            size = {Opcode.STORE: stream_words_for(desc.count, self.cfg.timesteps),
-                    Opcode.HEAD: desc.classes}.get(desc.opcode, 0)
+            size = {
+                Opcode.STORE: stream_words_for(desc.count, self.cfg.timesteps),
+                Opcode.HEAD: desc.classes,
+            }.get(desc.opcode, 0)
             if size:
-                self.packets.append(out[offset:offset + size])
+                self.packets.append(out[offset : offset + size])
                 offset += size
         if self.mode == "long_packet":
             self.packets[-1] = np.append(self.packets[-1], np.uint64(0))
@@ -159,7 +179,7 @@ class FakeChannel:
 
     def reset(self) -> None:
         self.run = False
-        self.idle = False      # as on the hardware: not idle until the first transfer completes
+        self.idle = False  # as on the hardware: not idle until the first transfer completes
         self.errors = 0
         self.address = 0
         self.length = 0
@@ -175,7 +195,7 @@ class FakeZynq:
     def __init__(self, config: AcceleratorConfig, **core: Any) -> None:
         self.core = FakeCore(config, **core)
         self.mm2s, self.s2mm = FakeChannel(), FakeChannel()
-        self.memory: dict[int, tuple[int, np.ndarray, bytearray]] = {}   # bo -> (address, cpu array, DDR)
+        self.memory: dict[int, tuple[int, np.ndarray, bytearray]] = {}  # bo -> (address, cpu array, DDR)
         self._next_bo = itertools.count(1)
         self._next_address = 0x1000_0000
         self.allocations = self.flushes = self.invalidates = 0
@@ -189,8 +209,9 @@ class FakeZynq:
         self._next_address += (nbytes + 0xFFF) & ~0xFFF
         cpu = bytearray(nbytes)
         if pynq is not None and isinstance(self, pynq.Device):
-            array = PynqBuffer(shape, dtype, buffer=cpu, device=self, device_address=address, bo=bo,
-                               coherent=False)
+            array = PynqBuffer(
+                shape, dtype, buffer=cpu, device=self, device_address=address, bo=bo, coherent=False
+            )
         else:
             array = ThinBuffer(shape, dtype, buffer=cpu)
             array.device, array.device_address, array.bo = self, address, bo
@@ -200,12 +221,12 @@ class FakeZynq:
 
     def flush(self, bo: int, offset: int, vaddr: int, nbytes: int) -> None:
         _, cpu, ddr = self.memory[bo]
-        ddr[offset:offset + nbytes] = cpu[offset:offset + nbytes].tobytes()
+        ddr[offset : offset + nbytes] = cpu[offset : offset + nbytes].tobytes()
         self.flushes += 1
 
     def invalidate(self, bo: int, offset: int, vaddr: int, nbytes: int) -> None:
         _, cpu, ddr = self.memory[bo]
-        cpu[offset:offset + nbytes] = np.frombuffer(bytes(ddr[offset:offset + nbytes]), dtype=np.uint8)
+        cpu[offset : offset + nbytes] = np.frombuffer(bytes(ddr[offset : offset + nbytes]), dtype=np.uint8)
         self.invalidates += 1
 
     def _ddr(self, address: int, nbytes: int) -> tuple[bytearray, int]:
@@ -260,7 +281,7 @@ class FakeZynq:
         mm2s, s2mm, core = self.mm2s, self.s2mm, self.core
         if mm2s.active and core.accepts_input():
             ddr, offset = self._ddr(mm2s.address, mm2s.length)
-            words = np.frombuffer(bytes(ddr[offset:offset + mm2s.length]), dtype="<u8").astype(np.uint64)
+            words = np.frombuffer(bytes(ddr[offset : offset + mm2s.length]), dtype="<u8").astype(np.uint64)
             self.sent.append(words)
             mm2s.active, mm2s.idle = False, True
             core.consume(words)
@@ -268,11 +289,11 @@ class FakeZynq:
             packet = core.packets.popleft()
             nbytes = packet.size * 8
             if nbytes > s2mm.length:
-                s2mm.errors |= 1 << 4   # DMAIntErr: the packet did not end within the transfer
+                s2mm.errors |= 1 << 4  # DMAIntErr: the packet did not end within the transfer
                 s2mm.run, s2mm.active = False, False
                 return
             ddr, offset = self._ddr(s2mm.address, nbytes)
-            ddr[offset:offset + nbytes] = packet.astype("<u8").tobytes()
+            ddr[offset : offset + nbytes] = packet.astype("<u8").tobytes()
             s2mm.length, s2mm.active, s2mm.idle = nbytes, False, True
 
 
@@ -350,15 +371,82 @@ def make_backend(flavour: str, config: AcceleratorConfig, **core: Any) -> tuple[
         pynq.Device.__init__(device, "fake-zynq")
         FakeZynq.__init__(device, config, **core)
         ip = pynq.DefaultIP({"phys_addr": ACCEL_BASE, "addr_range": WINDOW, "device": device})
-        dma = PynqDMA({
-            "phys_addr": DMA_BASE, "addr_range": WINDOW, "device": device, "interrupts": {},
-            "parameters": {"c_include_sg": "0", "c_sg_length_width": "26", "c_include_mm2s": "1",
-                           "c_include_s2mm": "1", "c_m_axi_mm2s_data_width": "64",
-                           "c_m_axi_s2mm_data_width": "64"},
-        })
+        dma = PynqDMA(
+            {
+                "phys_addr": DMA_BASE,
+                "addr_range": WINDOW,
+                "device": device,
+                "interrupts": {},
+                "parameters": {
+                    "c_include_sg": "0",
+                    "c_sg_length_width": "26",
+                    "c_include_mm2s": "1",
+                    "c_include_s2mm": "1",
+                    "c_m_axi_mm2s_data_width": "64",
+                    "c_m_axi_s2mm_data_width": "64",
+                },
+            }
+        )
 
         def allocate(shape: Any, dtype: Any) -> Any:
             return pynq.allocate(shape, dtype, target=device)
     else:
         raise ValueError(f"unknown flavour {flavour!r}")
     return PynqBackend(ip=ip, dma=dma, allocate=allocate, poll_s=1e-5, min_timeout_s=0.05), device
+
+
+# ---------------------------------------------------------------------- a stand-in pynq package
+class FakeOverlay:
+    """What ``pynq.Overlay(bitfile)`` gives :meth:`PynqBackend.from_overlay`: the IP dict and the two IPs."""
+
+    def __init__(self, device: FakeZynq, ip_name: str, dma_name: str) -> None:
+        self.ip_dict = {ip_name: {"phys_addr": ACCEL_BASE}, dma_name: {"phys_addr": DMA_BASE}}
+        setattr(self, ip_name, ThinMMIO(device, ACCEL_BASE))
+        setattr(self, dma_name, ThinDMA(device, DMA_BASE))
+
+
+def install_fake_pynq(config: AcceleratorConfig, **core: Any) -> FakeZynq:
+    """Register a ``pynq`` module (``Overlay``, ``allocate``) backed by a new :class:`FakeZynq`.
+
+    With it, the real :func:`host.backends.open_backend` ``("pynq", overlay=...)`` binds the
+    fake board, so ``python -m host.run --backend pynq`` runs its whole board path in a process
+    without PYNQ; the overlay files must exist (their contents are not read).
+    """
+    import sys
+    import types
+
+    from host.bitstream import DMA_INSTANCE, IP_INSTANCE
+
+    device = FakeZynq(config, **core)
+    module = types.ModuleType("pynq")
+    module.Overlay = lambda bitfile, download=True: FakeOverlay(device, IP_INSTANCE, DMA_INSTANCE)
+    module.allocate = device.allocate
+    sys.modules["pynq"] = module
+    return device
+
+
+# ---------------------------------------------------------------------- backends of spawned workers
+def open_thin(config: str, send_delay_s: float = 0.0) -> Any:
+    """A thin :func:`make_backend` on a new fake board: the opener of a :func:`host.parallel.run_shares`
+    worker (a module-level function, so a spawned process finds it by name).
+
+    ``send_delay_s``: real seconds each DMA send waits first (a worker that is still busy
+    when another fails).
+    """
+    from protocol.config import get_config
+
+    backend, _ = make_backend("thin", get_config(config))
+    if send_delay_s:
+        send = backend.start_send
+
+        def slow_send(buffer: Any, words: int) -> None:
+            time.sleep(send_delay_s)
+            send(buffer, words)
+
+        backend.start_send = slow_send
+    return backend
+
+
+def exit_at_open(status: int) -> Any:
+    """An opener whose worker dies at once with exit ``status`` (no exception, no message)."""
+    os._exit(status)

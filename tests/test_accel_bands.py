@@ -16,18 +16,18 @@ import itertools
 import numpy as np
 import pytest
 
-from golden.intmodel import compare_traces
+from contract.intmodel import compare_traces
+from golden.workloads import firing_int_model
 from host.driver import Driver
 from host.errors import AcceleratorFault
-from hw.accel.bands import StageGeometry, Window, plan_bands
-from hw.accel.compiler import CompileError, compile_model
-from hw.accel.config import get_config
-from hw.accel.descriptors import Opcode
-from hw.accel.emulator import Emulator
-from hw.accel.perf import estimate, plan, report
-from hw.accel.program import ProgramError
-from hw.accel.segments import host_tensors, run_program, segment_input_words, segment_stream
-from hw.accel.workloads import firing_int_model
+from protocol.bands import StageGeometry, Window, plan_bands
+from protocol.compiler import CompileError, compile_model
+from protocol.config import get_config
+from protocol.descriptors import Opcode
+from protocol.emulator import Emulator
+from protocol.perf import estimate, plan, report
+from protocol.program import ProgramError
+from protocol.segments import host_tensors, run_program, segment_input_words, segment_stream
 
 from host_fakes import make_backend
 from intmodel_factory import banded_int_model, random_input
@@ -116,8 +116,11 @@ def test_banded_program_equals_integer_model(model, config, banded: int) -> None
             assert opcodes.count(Opcode.END) == 1 and opcodes[-1] == Opcode.END
             assert [program.commands[i].descriptor.index for i in commands] == list(range(len(commands)))
         # The halos: some band CONV starts inside the top padding, others do not.
-        pads = {program.commands[i].descriptor.pad_top for i in program.stages[0].commands
-                if program.commands[i].opcode == Opcode.CONV}
+        pads = {
+            program.commands[i].descriptor.pad_top
+            for i in program.stages[0].commands
+            if program.commands[i].opcode == Opcode.CONV
+        }
         assert pads == {0, 1}
         emulator = Emulator(config)
         for i in range(len(x)):
@@ -272,7 +275,10 @@ def test_hw_gesture_compiles_for_pynq_z2(gesture) -> None:
     program = compile_model(gesture, cfg)
     again = report(program)
     assert (again.cycles, again.stream_in_bytes, again.stream_out_bytes) == (
-        rep.cycles, rep.stream_in_bytes, rep.stream_out_bytes)
+        rep.cycles,
+        rep.stream_in_bytes,
+        rep.stream_out_bytes,
+    )
     assert sum(c.opcode == Opcode.CONV for c in program.commands) == 8 + 4 + 2 + 1 + 2 * 6
     assert rep.cycles == sum(e.cycles for e in estimate(program))
     assert 5e6 < rep.cycles < 20e6  # about 12 M: the tokenizer's 128 x 128 stages dominate

@@ -2,9 +2,10 @@
 """The accelerator core in Amaranth's simulator: commands, error flags and a whole small model.
 
 Every run is compared with the functional emulator / the integer model, and every
-command's cycle count (the core's profile) with the analytic model. Amaranth's simulator
-is slow on this design, so the programs are small; whole models run under Verilator
-(``test_accel_verilator.py``).
+command's cycle count (the core's profile) with the analytic model; the whole-model runs
+also check that every command wrote its output regions and no other activation word.
+Amaranth's simulator is slow on this design, so the programs are small; whole models run
+under Verilator (``test_accel_verilator.py``).
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from golden.intmodel import compare_traces
-from golden.numerics import NumericsConfig
-from hw.accel.compiler import compile_model
-from hw.accel.config import ACCEL_CONFIGS
-from hw.accel.descriptors import DESC_WORDS, DESCRIPTOR_LAYOUT, MAGIC, Descriptor, Opcode, field_checks
-from hw.accel.emulator import Emulator
-from hw.accel.perf import command_cycles, estimate
-from hw.accel.program import words_to_stream
-from hw.accel.regmap import DescriptorFault, ErrorFlag
-from hw.accel.testbench import run_core, run_programs
+from contract.intmodel import compare_traces
+from contract.numerics import NumericsConfig
+from hw.accel.layouts import DESCRIPTOR_LAYOUT
+from protocol.compiler import compile_model
+from protocol.compiler.payloads import synapse_payload
+from protocol.config import ACCEL_CONFIGS
+from protocol.descriptors import DESC_WORDS, MAGIC, Descriptor, Opcode, field_checks
+from protocol.emulator import Emulator
+from protocol.perf import command_cycles, estimate
+from protocol.program import activation_words, stream_to_words, unpack_activation, words_to_stream
+from protocol.regmap import DescriptorFault, ErrorFlag
+from sim.accel.testbench import CoreRun, canary_word, run_core, run_programs, write_problems
 
-from intmodel_factory import random_input, random_int_model
+from intmodel_factory import random_input, random_int_model, silent_attention
 
 SIM = ACCEL_CONFIGS["sim"]
 
@@ -70,7 +73,7 @@ def test_load_store_with_backpressure() -> None:
     )
     expected = Emulator(SIM).run(stream)
     (slow,) = run_programs(SIM, [stream], seed=1, valid_prob=0.6, ready_prob=0.5, max_cycles=2000)
-    (quick,) = run_programs(SIM, [stream], max_cycles=2000)
+    (quick,) = run_programs(SIM, [stream], max_cycles=2000, canary=canary_word(SIM))
     for run in (slow, quick):
         assert np.array_equal(run.words, expected)
         assert run.lasts == [1, 2] and run.error == 0 and run.commands == 4
@@ -78,6 +81,34 @@ def test_load_store_with_backpressure() -> None:
     offsets = (0, DESC_WORDS + 3, 2 * DESC_WORDS + 3, 3 * DESC_WORDS + 3)
     descriptors = [Descriptor.from_words(list(stream[i : i + DESC_WORDS])) for i in offsets]
     assert quick.profile == [command_cycles(d, SIM)[0] for d in descriptors]
+    assert write_problems(descriptors, quick, canary_word(SIM)) == []
+
+
+def test_write_problems_names_stray_and_missing_words() -> None:
+    """The guard of the whole-model runs reports a write outside the running command's
+    ``dst``, a changed word outside every ``dst`` and a ``dst`` word left unwritten."""
+    descriptors = [
+        Descriptor(Opcode.LOAD, 0, {"dst": 4, "count": 3}),
+        Descriptor(Opcode.STORE, 1, {"src0": 4, "count": 3}),
+        Descriptor(Opcode.END, 2),
+    ]
+    memory = np.full(16, 9, dtype=np.int64)
+    memory[4:7] = 1
+
+    def run_with(writes: list[tuple[int, int]], image: np.ndarray) -> CoreRun:
+        return CoreRun(np.zeros(0, dtype=np.uint64), [], 0, 0, 0, 0, 3, [], image, np.asarray(writes))
+
+    assert write_problems(descriptors, run_with([(0, 4), (0, 5), (0, 6)], memory), 9) == []
+    stray = memory.copy()
+    stray[7] = 1
+    problems = write_problems(descriptors, run_with([(0, 4), (0, 5), (0, 6), (0, 7)], stray), 9)
+    assert problems == [
+        "command 0 (LOAD) wrote word 7 outside its dst [(4, 7)]",
+        "word 7, in no command's dst, holds 1, not the canary",
+    ]
+    late, skipped = write_problems(descriptors, run_with([(0, 4), (0, 6), (1, 5)], memory), 9)
+    assert late == "command 1 (STORE) wrote word 5 outside its dst []"
+    assert skipped == "command 0 (LOAD) left 1 word(s) of its dst [4, 7) unwritten, the first 5"
 
 
 def _conv_rule_number(name: str) -> int:
@@ -133,15 +164,22 @@ def test_errors_and_recovery() -> None:
 
 
 def assert_bit_exact_with_exact_cycles(config, model, x: np.ndarray, *, max_cycles: int) -> None:
-    """Run sample ``x[0]`` traced on the core: every layer equals the integer model and every
-    command's cycle count equals the cycle model."""
+    """Run sample ``x[0]`` traced on the core: every layer equals the integer model, every
+    command's cycle count equals the cycle model, and every command wrote its output regions
+    and no other activation word. Every attention layer must fire, or the comparison would
+    not exercise the attention datapath."""
     _, trace = model.run(x, trace=True)
+    assert silent_attention(model, trace) == []
     compiled = compile_model(model, config, trace=True)
-    run = run_core(config, compiled.stream(x[0]), max_cycles=max_cycles)
+    canary = canary_word(config)
+    run = run_core(config, compiled.stream(x[0]), max_cycles=max_cycles, canary=canary)
     assert run.error == 0
     logits, got = compiled.decode(run.words)
     assert compare_traces(trace, {**got, "head": logits[None]}, names=[*compiled.trace_names, "head"]) is None
     assert run.profile == [e.cycles for e in estimate(compiled)]
+    # A write past a layer's output is usually overwritten by a later layer, and the traces
+    # cannot see it: the write log and the canary can.
+    assert write_problems([c.descriptor for c in compiled.commands], run, canary) == []
 
 
 @pytest.mark.parametrize(
@@ -162,9 +200,81 @@ def test_small_model_bit_exact_with_exact_cycles(
     numerics = NumericsConfig(input_bits=input_bits)
     config = dataclasses.replace(SIM, serial_synapse=serial, words_per_beat=words, numerics=numerics)
     channels = (1, 4, 8) if input_bits == 8 else (2, 4, 8)
-    model = random_int_model(3, groupings=groupings, img=4, channels=channels, numerics=numerics)
+    model = random_int_model(
+        3, groupings=groupings, img=4, channels=channels, numerics=numerics, firing_attention=True
+    )
     x = random_input(model, 1, 1, high=min(40, numerics.input_max))
     assert_bit_exact_with_exact_cycles(config, model, x, max_cycles=40_000)
+
+
+def test_partial_lif_jobs_bit_exact_with_exact_cycles() -> None:
+    """Channel counts and a head width that are not multiples of the 8 LIF lanes: the last
+    LIF job of every output position (conv 5 channels: one job of 5 lanes; 12 channels:
+    8 + 4; fc1 24 channels: a second 16-lane group of 8 + 0; attention heads of 6 features)
+    writes only its lanes, which :func:`write_problems` checks beside the traces."""
+    assert SIM.lif_lanes == 8
+    model = random_int_model(4, img=4, channels=(2, 5, 12), heads=2, firing_attention=True)
+    x = random_input(model, 1, 1)
+    assert_bit_exact_with_exact_cycles(SIM, model, x, max_cycles=40_000)
+
+
+@pytest.mark.parametrize(("kernel", "img"), [(3, 7), (5, 9)])
+def test_strided_conv_bit_exact_with_exact_cycles(kernel: int, img: int) -> None:
+    """A stride-2 first conv with padding 1 on an odd input width, so the column and row
+    address strides and the right and bottom padding taps all matter."""
+    model = random_int_model(5, img=img, channels=(1, 4, 8), first_conv=(kernel, 2, 1), firing_attention=True)
+    assert model.shapes["tokenizer.0"][2:] == ((img + 2 - kernel) // 2 + 1,) * 2
+    x = random_input(model, 1, 1)
+    assert_bit_exact_with_exact_cycles(SIM, model, x, max_cycles=40_000)
+
+
+@pytest.mark.parametrize("serial", [False, True])
+def test_overflow_on_early_beats_is_flagged(serial: bool) -> None:
+    """A dot product whose accumulator leaves the ``acc_bits`` range on an early beat and is
+    brought back by the later ones: the wrapped result is right (the emulator's), but the
+    core reports ``OVERFLOW`` for that command and runs the program to its end."""
+    words = 2 if serial else 1
+    config = dataclasses.replace(SIM, serial_synapse=serial, words_per_beat=words, acc_bits=16)
+    planes, top = config.numerics.input_bits, config.numerics.input_max
+    weights = np.array([[127, 127, -127, -100]])  # channel 1 pushes 127 * 255 past 2**15 - 1
+    inputs = activation_words(np.full((3, 1, 4), top), planes=planes, hw_timesteps=config.timesteps)
+    # The running sum over the (channel, plane) words, as the array adds them `words` at a time.
+    addends = (weights[0, :, None] << np.arange(planes)).reshape(-1)
+    partial = np.cumsum(addends)[words - 1 :: words]
+    assert partial.max() >= 1 << 15 and abs(partial[-2:]).max() < 1 << 15
+    conv = Descriptor(
+        Opcode.CONV,
+        1,
+        dict(
+            timesteps=3,
+            in_h=1,
+            in_w=1,
+            in_c=4,
+            planes_in=planes,
+            out_h=1,
+            out_w=1,
+            out_c=1,
+            kernel=1,
+            stride=1,
+            src0=0,
+            dst=40,
+        ),
+    )
+    payload = synapse_payload(config, weights, np.array([0]), np.array([1 << 14])).tolist()
+    stream = program(
+        (
+            Descriptor(Opcode.LOAD, 0, {"dst": 0, "count": len(inputs)}),
+            words_to_stream(inputs, config.timesteps).tolist(),
+        ),
+        (conv, payload),
+        (Descriptor(Opcode.STORE, 2, {"src0": 40, "count": 1}), []),
+        end(3),
+    )
+    expected = Emulator(config).run(stream)
+    assert int(expected[0]) != 0  # the recovered sum fires
+    run = run_core(config, stream, max_cycles=2000)
+    assert run.error == ErrorFlag.OVERFLOW and run.error_command == 1 and run.commands == 4
+    assert np.array_equal(run.words, expected)
 
 
 @pytest.mark.slow
@@ -176,3 +286,34 @@ def test_board_datapath_bit_exact_with_exact_cycles() -> None:
     model = random_int_model(5, groupings=("temporal", "spatial"), timesteps=16, img=4, channels=(2, 4, 16))
     x = random_input(model, 1, 2)
     assert_bit_exact_with_exact_cycles(config, model, x, max_cycles=200_000)
+
+
+def test_add_carries_through_every_plane() -> None:
+    """ADD of a 3-plane value and a spike: 7 + 1 and 3 + 1 carry through the middle planes."""
+    t, n = SIM.timesteps, 24
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 8, (t, n, 1))
+    b = rng.integers(0, 2, (t, n, 1))
+    a[:, :4], b[:, :4] = 7, 1
+    a[:, 4:8], b[:, 4:8] = 3, 1
+    fields = {
+        "src0": 0,
+        "src1": 200,
+        "dst": 400,
+        "count": n,
+        "planes_in": 3,
+        "planes_in2": 1,
+        "planes_out": 4,
+    }
+    stream = program(
+        load(0, 0, activation_words(a, planes=3, hw_timesteps=t)),
+        load(1, 200, activation_words(b, planes=1, hw_timesteps=t)),
+        (Descriptor(Opcode.ADD, 2, fields), []),
+        (Descriptor(Opcode.STORE, 3, {"src0": 400, "count": 4 * n}), []),
+        end(4),
+    )
+    (run,) = run_programs(SIM, [stream], max_cycles=5000)
+    assert run.error == 0
+    words = stream_to_words(run.words, 4 * n, t)
+    got = unpack_activation(words, positions=n, channels=1, planes=4, timesteps=t)
+    assert np.array_equal(got, a + b)

@@ -1,6 +1,6 @@
 """The accelerator top's Verilog lints clean with waivers scoped to Amaranth writer artefacts.
 
-:func:`hw.accel.generate.line_waivers` is checked on hand-written Verilog in Amaranth's
+:func:`sim.accel.lint.line_waivers` is checked on hand-written Verilog in Amaranth's
 output style (fast); the ``sim`` configuration's top is generated and linted like
 ``make rtl`` does (Verilator).
 """
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hw.accel.generate import generate, line_waivers
+from hw.accel.generate import generate
 from sim import lint
+from sim.accel.lint import line_waivers, write_waivers
 
 #: Amaranth-style Verilog: one alias of each kind, FSM helpers, and the look-alikes that
 #: must stay unwaived (a wire driven by logic, a switch on anything but an FSM state).
@@ -70,4 +71,5 @@ def test_line_waivers_cover_only_amaranth_artefacts() -> None:
 def test_accel_top_lints_clean(tmp_path: Path) -> None:
     """``verilator --lint-only -Wall`` with sim.lint's waivers plus the generated, scoped ones."""
     paths = generate("sim", tmp_path)
-    lint.lint(paths["verilog"], waivers=lint.write_waivers(tmp_path), extra_waivers=[paths["waivers"]])
+    scoped = write_waivers(paths["verilog"])
+    lint.lint(paths["verilog"], waivers=lint.write_waivers(tmp_path), extra_waivers=[scoped])

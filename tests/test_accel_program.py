@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden.intmodel import compare_traces
-from golden.numerics import NumericsConfig
-from hw.accel import regmap
-from hw.accel.compiler import CompileError, compile_model
-from hw.accel.config import ACCEL_CONFIGS, AcceleratorConfig, ConfigError
-from hw.accel.descriptors import DESC_WORDS, Descriptor, DescriptorError, Opcode
-from hw.accel.emulator import Emulator, EmulatorError
-from hw.accel.program import (
+from contract.intmodel import compare_traces
+from contract.numerics import NumericsConfig
+from protocol import regmap
+from protocol.compiler import CompileError, compile_model
+from protocol.config import ACCEL_CONFIGS, AcceleratorConfig, ConfigError
+from protocol.descriptors import DESC_WORDS, Descriptor, DescriptorError, Opcode
+from protocol.emulator import Emulator, EmulatorError
+from protocol.program import (
     activation_words,
     pack_fields,
     stream_to_words,
@@ -273,7 +273,7 @@ def test_emulator_rejects_malformed_streams() -> None:
 def test_docs_tables_match_the_code() -> None:
     from pathlib import Path
 
-    from hw.accel.descriptors import markdown_table
+    from protocol.descriptors import markdown_table
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "accelerator.md").read_text()
     assert markdown_table() in doc, "docs/accelerator.md: regenerate the descriptor table"

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from amaranth.lib import data
 
-from golden import numerics
+from contract import numerics
 from hw.accel.serial_synapse import SerialSynapseArray, dot_product_beats, output_layout
-from hw.params import SynapseArrayParams
 from hw.synapse_pe import reference
-from hw.testbench import simulate_streams
+from protocol.params import SynapseArrayParams
+from sim.testbench import simulate_streams
 
 
 def _unpack(params: SynapseArrayParams, out_lanes: int, words: list[int]) -> list[np.ndarray]:
@@ -115,9 +115,7 @@ def test_overflow_is_flagged() -> None:
     params = SynapseArrayParams(lanes=4, timesteps=2, input_bits=1, acc_bits=9, membrane_bits=12)
     ones = np.ones((4, 2), dtype=np.int64)
     for weight, expected in ((60, 0), (70, 1)):  # 4 x 60 = 240 fits 9 bits, 4 x 70 = 280 does not
-        beats = dot_product_beats(
-            params, ones, np.full((4, 4), weight), np.zeros(4, dtype=np.int64), words=2
-        )
+        beats = dot_product_beats(params, ones, np.full((4, 4), weight), np.zeros(4, dtype=np.int64), words=2)
         run = simulate_streams(
             SerialSynapseArray(params, out_lanes=4, words=2),
             inputs={"inp": beats},
@@ -125,6 +123,32 @@ def test_overflow_is_flagged() -> None:
             observe=("overflow",),
         )
         assert run.final["overflow"] == expected, weight
+
+
+@pytest.mark.parametrize("words", [1, 2])
+def test_overflow_on_early_beats_stays_flagged(words: int) -> None:
+    """Lane 0 overflows and lane 1 underflows on early beats, the later beats bring both sums
+    back in range (the wrapped results are exact again) and a clean dot product follows:
+    the flag stays raised, so it cannot reflect only the last beat or the last product."""
+    params = SynapseArrayParams(lanes=2, timesteps=2, input_bits=1, acc_bits=9, membrane_bits=12)
+    up, down = [127] * 4, [-127] * 4
+    weights = np.array([up + down + [1, 1], down + up + [-1, -1]])
+    lo, hi = numerics.signed_range(params.acc_bits)
+    partial = np.cumsum(weights, axis=1)[:, words - 1 :: words]  # after each beat of `words` inputs
+    assert ((partial < lo) | (partial > hi)).any(axis=1).all()
+    assert ((partial[:, -2:] >= lo) & (partial[:, -2:] <= hi)).all()
+    ones, bias = np.ones((weights.shape[1], 2), dtype=np.int64), np.array([3, -3])
+    problems = [(ones, weights, bias), (ones[:2], weights[:, -2:], bias)]
+    beats = [beat for problem in problems for beat in dot_product_beats(params, *problem, words=words)]
+    run = simulate_streams(
+        SerialSynapseArray(params, out_lanes=1, words=words),
+        inputs={"inp": beats},
+        outputs={"out": 2 * len(problems)},
+        observe=("overflow",),
+    )
+    for problem, currents in zip(problems, _unpack(params, 1, run["out"].payloads), strict=True):
+        assert np.array_equal(currents, reference(params, *problem))
+    assert run.final["overflow"] == 1
 
 
 def test_bad_words_per_beat() -> None:
@@ -138,7 +162,7 @@ def test_bad_out_lanes() -> None:
 
 
 def _netlist(params: SynapseArrayParams, words: int, workdir: Path) -> dict:
-    """``synth_xilinx -flatten`` of the array (as ``hw.accel.synth`` runs the top) as a JSON netlist."""
+    """``synth_xilinx -flatten`` of the array (as ``sim.accel.synth`` runs the top) as a JSON netlist."""
     from amaranth.back import rtlil
 
     from sim.tools import yosys_executable
@@ -182,8 +206,12 @@ def test_accumulators_cost_one_lut_per_bit(words: int, tmp_path: Path) -> None:
                 continue
             lut_name, lut_type = drivers[s]
             assert lut_type.startswith("LUT"), f"S of accumulator bit {ff[0]} comes from a {lut_type}"
-            inputs = {b for port, bits in cells[lut_name]["connections"].items() if port.startswith("I")
-                      for b in bits}
+            inputs = {
+                b
+                for port, bits in cells[lut_name]["connections"].items()
+                if port.startswith("I")
+                for b in bits
+            }
             assert di in inputs, f"the sum LUT {lut_name} does not read accumulator bit {ff[0]}"
             loops.append(lut_name)
             spike_luts += len(inputs & spikes) == words

@@ -1,106 +1,125 @@
-"""Whole models through the accelerator's Verilog under Verilator + cocotb (AXI4-Lite + AXI4-Stream).
+"""Whole models through the accelerator's Verilog under Verilator, run by the host driver.
+
+The backend is the simulated one (:mod:`host.backends.native_backend`: the top with the C++
+AXI4-Lite master and AXI DMA models); the checker is :func:`host.verify.check_bit_exact`.
 
 * the suite's trained hw-tiny digits export on 4 test samples (tests/test_host_e2e.py runs
-  32 through the host driver): logits == integer reference, bit for bit; every command's cycle count
-  (the core's PROFILE registers) within 5% of the analytic model;
+  32 through the command line): logits == integer reference, bit for bit; every command's
+  cycle count (the core's PROFILE registers) within 5% of the analytic model;
 * one hw-tiny sample with the per-layer trace: every layer's output streamed back equals
   the integer model's trace;
 * DVS-shaped models with joint and divided attention on synthetic events: per-layer
   trace, logits and cycles.
 
-A mismatch reruns the sample with the trace program and names the first differing
-layer and index. The Verilator build (several minutes) is cached in ``build/accel``.
+A mismatch reruns the differing samples with the traced program and names the first
+differing layer and index. The Verilator build (several minutes) is cached under
+``build/host-sim``, shared with tests/test_host_e2e.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from accel_models import dvs_model, tiny_model
 
-from golden.intmodel import IntModel
-from hw.accel.compiler import compile_model
-from hw.accel.config import ACCEL_CONFIGS
-from hw.accel.perf import estimate
-from hw.accel.program import Program
-from hw.accel.verilator import DEFAULT_ROOT, RunResult, VerilatorAccelerator, check_outputs
+from contract.intmodel import IntModel
+from host.backends.base import Backend
+from host.driver import Driver
+from host.verify import BitExactReport, check_bit_exact
+from protocol.compiler import compile_model
+from protocol.config import ACCEL_CONFIGS
+from protocol.perf import estimate
+from protocol.program import Program
 
 pytestmark = [pytest.mark.slow, pytest.mark.sim]
 
+ROOT = Path(__file__).resolve().parents[1]
 SIM = ACCEL_CONFIGS["sim"]
 #: Largest relative difference between the RTL's cycle counter and the model, per command.
 CYCLE_TOLERANCE = 0.05
 
 
 @pytest.fixture(scope="module")
-def accel() -> VerilatorAccelerator:
-    accelerator = VerilatorAccelerator(SIM, root=DEFAULT_ROOT)
-    accelerator.build()
-    return accelerator
+def backend() -> Iterator[Backend]:
+    from host.backends.native_backend import DEFAULT_ROOT, NativeSimBackend
 
-
-def _sample_trace(trace: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
-    return {name: value[:, i : i + 1] for name, value in trace.items() if value.ndim >= 2}
+    with NativeSimBackend.for_config(SIM, root=ROOT / DEFAULT_ROOT) as sim:
+        # The cycle model assumes an always-ready output. The DMA model, as the board's, holds
+        # TREADY low until the driver arms the next receive, which it does when it sees the
+        # previous packet done: polling every cycle, it does so within a few cycles, so a traced
+        # program's STOREs are timed as the model times them (not a 256-cycle poll late).
+        sim.poll_s = 1 / sim.clock_hz
+        yield sim
 
 
 def assert_bit_exact(
-    accel: VerilatorAccelerator, model: IntModel, program: Program, inputs: np.ndarray
-) -> list[RunResult]:
-    """Run ``inputs``; on any mismatch rerun that sample traced and name the first differing layer."""
-    runs, _ = accel.run(program, inputs)
-    logits, trace = model.run(inputs, trace=bool(program.trace_names))
-    for i, run in enumerate(runs):
-        mismatch = check_outputs(program, run, logits[i], _sample_trace(trace, i) if trace else None)
-        if mismatch is None:
-            continue
-        if not program.trace_names:
-            traced = compile_model(model, program.config, trace=True)
-            (rerun,), _ = accel.run(traced, inputs[i : i + 1])
-            _, full = model.run(inputs[i : i + 1], trace=True)
-            mismatch = check_outputs(traced, rerun, logits[i], _sample_trace(full, 0)) or mismatch
-        pytest.fail(f"sample {i}: RTL differs from the integer model: {mismatch}")
-    return runs
+    backend: Backend, model: IntModel, inputs: np.ndarray, *, every_layer: bool
+) -> tuple[BitExactReport, Program, np.ndarray, int]:
+    """Run ``inputs``; on any mismatch (or with ``every_layer``, always) rerun traced and
+    compare every layer, naming the first differing one.
+
+    Returns the report, the program that ran last (the traced one with ``every_layer``),
+    and that last run's per-command cycles and ``COMMANDS`` register.
+    """
+    traced = compile_model(model, SIM, trace=True)
+    driver = Driver(backend, compile_model(model, SIM))
+    try:
+        report = check_bit_exact(
+            driver,
+            model,
+            inputs,
+            trace="always" if every_layer else "on-failure",
+            max_traced=len(inputs),
+            traced=traced,
+        )
+    finally:
+        driver.close()
+    if not report.exact:
+        pytest.fail(f"RTL differs from the integer model: {report.summary()}")
+    last = traced if every_layer else driver.program
+    # The PROFILE and COMMANDS registers hold the last run's counts; a driver of that program reads them.
+    probe = Driver(backend, last)
+    return report, last, probe.profile(), probe.status()["COMMANDS"]
 
 
-def assert_cycles_match(program: Program, run: RunResult) -> None:
+def assert_cycles_match(program: Program, profile: np.ndarray, commands: int, cycles: int) -> None:
     """Every command's measured cycles within CYCLE_TOLERANCE of the analytic model."""
     predicted = estimate(program)
-    assert run.commands == len(predicted)
+    assert commands == len(predicted)
+    assert (profile >= 0).all(), "the program has more commands than the profile registers keep"
     rows = []
-    for estimate_, measured in zip(predicted, run.profile, strict=True):
+    for estimate_, measured in zip(predicted, profile, strict=True):
         error = abs(int(measured) - estimate_.cycles) / estimate_.cycles
         rows.append((estimate_.name, estimate_.cycles, int(measured), error))
     worst = max(rows, key=lambda row: row[3])
     assert worst[3] <= CYCLE_TOLERANCE, f"command {worst[0]}: model {worst[1]} cycles, RTL {worst[2]}"
     total = sum(e.cycles for e in predicted)
-    print(
-        f"cycles: model {total}, RTL {run.cycles}; worst per-command error {100 * worst[3]:.2f}% ({worst[0]})"
-    )
+    print(f"cycles: model {total}, RTL {cycles}; worst per-command error {100 * worst[3]:.2f}% ({worst[0]})")
 
 
-def test_hw_tiny_samples(accel: VerilatorAccelerator, tiny_export: Path) -> None:
+def test_hw_tiny_samples(backend: Backend, tiny_export: Path) -> None:
     model, inputs = tiny_model(tiny_export, 4)
-    program = compile_model(model, SIM)
-    runs = assert_bit_exact(accel, model, program, inputs)
-    assert len(runs) == 4
-    for run in runs:
-        assert run.cycles == runs[0].cycles  # the schedule is data independent
-    assert_cycles_match(program, runs[0])
-    print(f"hw-tiny: 4 samples bit-exact, {runs[0].cycles} cycles per inference")
+    report, program, profile, commands = assert_bit_exact(backend, model, inputs, every_layer=False)
+    cycles = report.result.cycles
+    assert report.samples == 4 and cycles.shape == (4,)
+    assert (cycles == cycles[0]).all()  # the schedule is data independent
+    assert_cycles_match(program, profile, commands, int(cycles[-1]))
+    print(f"hw-tiny: 4 samples bit-exact, {cycles[0]} cycles per inference")
 
 
-def test_hw_tiny_per_layer_trace(accel: VerilatorAccelerator, tiny_export: Path) -> None:
+def test_hw_tiny_per_layer_trace(backend: Backend, tiny_export: Path) -> None:
     model, inputs = tiny_model(tiny_export, 6)
-    program = compile_model(model, SIM, trace=True)
-    (run,) = assert_bit_exact(accel, model, program, inputs[5:6])
-    assert_cycles_match(program, run)
+    report, program, profile, commands = assert_bit_exact(backend, model, inputs[5:6], every_layer=True)
+    assert report.mismatch is None and program.trace_names
+    assert_cycles_match(program, profile, commands, int(profile.sum()))
 
 
 @pytest.mark.parametrize("attention", ["joint", "divided"])
-def test_dvs_model(accel: VerilatorAccelerator, attention: str) -> None:
+def test_dvs_model(backend: Backend, attention: str) -> None:
     model, inputs = dvs_model(attention)
-    program = compile_model(model, SIM, trace=True)
-    runs = assert_bit_exact(accel, model, program, inputs)
-    assert_cycles_match(program, runs[0])
+    report, program, profile, commands = assert_bit_exact(backend, model, inputs, every_layer=True)
+    assert report.mismatch is None and program.trace_names
+    assert_cycles_match(program, profile, commands, int(profile.sum()))

@@ -1,11 +1,13 @@
 """AEDAT 2.0 / 3.1 / 4.0 readers: exact round trips, hand-built files, the `aedat`
-package as an independent AEDAT 4.0 decoder, and typed errors for bad files."""
+package and iniVation's dv-processing as independent AEDAT 4.0 decoders (and
+dv-processing as an independent writer), and typed errors for bad files."""
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
+import dv_processing as dv
 import flatbuffers
 import numpy as np
 import pytest
@@ -190,6 +192,57 @@ def test_aedat4_header_and_streams(tmp_path: Path) -> None:
     assert header.compression == Compression.ZSTD and header.data_table_position == -1
     (stream,) = aedat4_streams(path)
     assert (stream.stream_id, stream.type_identifier, stream.width, stream.height) == (0, "EVTS", 40, 32)
+    # The stream's own compression attribute must agree with the IOHeader's.
+    assert (stream.compression, stream.source) == ("ZSTD", "golden.data")
+
+
+def _dv_read(path: Path) -> tuple[np.ndarray, tuple[int, int], str]:
+    """Events, resolution and camera name as iniVation's dv-processing reads them."""
+    recording = dv.io.MonoCameraRecording(str(path))
+    chunks = []
+    while (batch := recording.getNextEventBatch()) is not None:
+        chunks.append(batch.numpy())
+    raw = np.concatenate(chunks)
+    events = make_events(raw["timestamp"], raw["x"], raw["y"], raw["polarity"])
+    return events, tuple(recording.getEventResolution()), recording.getCameraName()
+
+
+def _dv_write(path: Path, events: np.ndarray, *, compression: Compression, size: tuple[int, int]) -> None:
+    """Write ``events`` with dv-processing's MonoCameraWriter, one packet per 1000 events."""
+    config = dv.io.MonoCameraWriter.EventOnlyConfig("DVXplorer_test", size, dv.CompressionType(compression))
+    writer = dv.io.MonoCameraWriter(str(path), config)
+    for lo in range(0, len(events), 1000):
+        store = dv.EventStore()
+        for t, x, y, p in events[lo : lo + 1000].tolist():
+            store.push_back(t, x, y, bool(p))
+        writer.writeEvents(store)
+    del writer  # the destructor flushes the writer thread and appends the data table
+
+
+@pytest.mark.parametrize("compression", list(Compression), ids=lambda c: c.name.lower())
+def test_aedat4_written_here_is_read_by_dv_processing(tmp_path: Path, compression: Compression) -> None:
+    events = random_events(12, 7000, t_max=2**40, side=100)
+    path = tmp_path / "ours.aedat4"
+    write_aedat4(path, events, compression=compression, width=120, height=100, packet_size=1500)
+    theirs, size, camera = _dv_read(path)
+    np.testing.assert_array_equal(theirs, events)
+    assert size == (120, 100) and camera == "golden.data"
+
+
+@pytest.mark.parametrize("compression", list(Compression), ids=lambda c: c.name.lower())
+def test_aedat4_written_by_dv_processing_is_read_here(tmp_path: Path, compression: Compression) -> None:
+    events = random_events(13, 4500, t_max=2**40, side=100)
+    path = tmp_path / "theirs.aedat4"
+    _dv_write(path, events, compression=compression, size=(120, 100))
+    header = read_ioheader(path)
+    assert header.compression == compression and header.data_table_position > header.end
+    packets = path.read_bytes()[: header.data_table_position]
+    assert len(packet_offsets(packets, header.end, PACKET_HEADER, lambda h: h[1])) == 5
+    (stream,) = aedat4_streams(path)
+    assert (stream.type_identifier, stream.width, stream.height) == ("EVTS", 120, 100)
+    assert (stream.compression, stream.source) == (compression.name, "DVXplorer_test")
+    np.testing.assert_array_equal(read_aedat4(path), events)
+    np.testing.assert_array_equal(read_aedat(path), events)
 
 
 def _foreign_packet(identifier: bytes) -> bytes:
@@ -282,3 +335,5 @@ def test_writers_reject_out_of_range_events(tmp_path: Path) -> None:
         write_aedat4(tmp_path / "a.aedat4", make_events([0], [0], [0], [1]), compression="gzip")
     with pytest.raises(TypeError, match="dtype"):
         write_aedat3(tmp_path / "a.aedat", np.zeros(3))
+    with pytest.raises(ValueError, match="source"):
+        write_aedat4(tmp_path / "a.aedat4", make_events([0], [0], [0], [1]), source="")

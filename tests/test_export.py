@@ -13,10 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden import export as ex
-from golden.intmodel import IntModel, IntModelError, Op, compare_traces
-from golden.numerics import NumericsConfig
-from golden.overflow import OverflowRiskError, SaturationWarning, check_overflow, overflow_report, signed_bits
+from contract import manifest as ex
+from contract.files import atomic_path, atomic_write
+from contract.intmodel import IntModel, IntModelError, Op, compare_traces
+from contract.numerics import NumericsConfig
+from contract.overflow import (
+    OverflowRiskError,
+    SaturationWarning,
+    check_overflow,
+    overflow_report,
+    signed_bits,
+)
 
 from intmodel_factory import random_input, random_int_model
 
@@ -27,7 +34,8 @@ def resign(root: Path, manifest: dict) -> None:
     """Rewrite the manifest with a fresh content hash, as docs/numerics.md section 11 defines it."""
     body = {k: v for k, v in manifest.items() if k != "content_sha256"}
     manifest["content_sha256"] = hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
     (root / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -45,8 +53,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[IntModel, np.nda
     model = random_int_model(1, groupings=("temporal", "spatial"))
     x = random_input(model, 6, seed=2)
     vectors = ex.make_test_vectors(model, x, np.arange(6) % model.num_classes)
-    path = ex.write_export(model, tmp_path_factory.mktemp("exp") / "export", vectors=vectors,
-                           provenance={"source": "random"})
+    path = ex.write_export(
+        model, tmp_path_factory.mktemp("exp") / "export", vectors=vectors, provenance={"source": "random"}
+    )
     return model, x, path
 
 
@@ -81,8 +90,11 @@ def test_manifest_documents_the_model(exported: tuple[IntModel, np.ndarray, Path
     assert manifest["numerics"] == model.numerics.to_dict()
     assert [layer["kind"] for layer in manifest["layers"]][-1] == "head"
     conv = manifest["layers"][0]
-    assert conv["tensors"] == {"weight": "tokenizer.0.weight", "bias": "tokenizer.0.bias",
-                               "threshold": "tokenizer.0.threshold"}
+    assert conv["tensors"] == {
+        "weight": "tokenizer.0.weight",
+        "bias": "tokenizer.0.bias",
+        "threshold": "tokenizer.0.threshold",
+    }
     assert conv["bounds"]["acc_bits"] == overflow_report(model).ops[0].acc_bits
     entry = manifest["tensors"]["tokenizer.0.weight"]
     raw = (path / entry["file"]).read_bytes()
@@ -131,11 +143,14 @@ def test_rejects_edited_manifest(copy: tuple[Path, dict]) -> None:
         ex.load_export(root)
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("schema_version", 2, "version 2 is not supported"),
-    ("format", "onnx", "format"),
-    ("num_classes", "3", "must be int"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("schema_version", 2, "version 2 is not supported"),
+        ("format", "onnx", "format"),
+        ("num_classes", "3", "must be int"),
+    ],
+)
 def test_rejects_bad_header(copy: tuple[Path, dict], field: str, value: object, match: str) -> None:
     root, manifest = copy
     manifest[field] = value
@@ -223,6 +238,104 @@ def test_detects_test_vector_mismatch(copy: tuple[Path, dict]) -> None:
         ex.check_test_vectors(loaded)  # ... but the rerun names the op and index
 
 
+# Every stored test-vector array: (manifest field, path of its tensor name under test_vectors).
+VECTOR_FIELDS = [
+    ("inputs", ("inputs",)),
+    ("labels", ("labels",)),
+    ("logits", ("logits",)),
+    ("outputs.tokenizer.0", ("outputs", "tokenizer.0")),  # conv spikes
+    ("outputs.tokenizer.0.pool", ("outputs", "tokenizer.0.pool")),  # pooled spikes
+    ("outputs.blocks.0.attn.1.attention", ("outputs", "blocks.0.attn.1.attention")),  # token layout
+    ("outputs.blocks.0.mlp.add", ("outputs", "blocks.0.mlp.add")),  # residual values
+    ("currents.tokenizer.1", ("currents", "tokenizer.1")),
+    ("currents.blocks.0.attn.0.attention", ("currents", "blocks.0.attn.0.attention")),
+]
+
+
+def _stored(root: Path, manifest: dict, name: str) -> np.ndarray:
+    entry = manifest["tensors"][name]
+    raw = (root / entry["file"]).read_bytes()
+    return np.frombuffer(raw, np.dtype(entry["dtype"]).newbyteorder("<")).reshape(entry["shape"])
+
+
+@pytest.mark.parametrize("tamper", ["file", "entry"])
+@pytest.mark.parametrize("field,key", VECTOR_FIELDS, ids=[f for f, _ in VECTOR_FIELDS])
+def test_rejects_test_vector_of_the_wrong_shape(
+    copy: tuple[Path, dict], field: str, key: tuple[str, ...], tamper: str
+) -> None:
+    """A stored vector whose shape does not fit the model fails the load, naming its file and field.
+
+    ``file``: the file holds one element fewer along the last axis, its table entry (size,
+    hash) and the manifest hash made consistent, so only the shape check can notice.
+    ``entry``: the file is untouched and the table entry claims a same-size shape with an extra
+    unit axis.
+    """
+    root, manifest = copy
+    block = manifest["test_vectors"]
+    name = block[key[0]] if len(key) == 1 else block[key[0]][key[1]]
+    array = _stored(root, manifest, name)
+    if tamper == "file":
+        retensor(root, manifest, name, array[..., :-1])
+    else:
+        manifest["tensors"][name]["shape"].append(1)
+        resign(root, manifest)
+    file = root / manifest["tensors"][name]["file"]
+    with pytest.raises(ex.ExportShapeError, match=r"shape \[.*\], expected \[") as err:
+        ex.load_export(root)
+    assert err.value.field == f"test_vectors.{field}"
+    assert err.value.path == str(file)  # the vector file, not just the manifest
+    assert str(file) in str(err.value) and f"test_vectors.{field}" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "key,name,match",
+    [
+        ("currents", "blocks.0.attn.0.add", "no LIF"),
+        ("currents", "tokenizer.0.pool", "no LIF"),
+        ("outputs", "head", "test_vectors.logits"),
+    ],
+)
+def test_rejects_vector_of_an_op_that_has_none(
+    copy: tuple[Path, dict], key: str, name: str, match: str
+) -> None:
+    """A stored vector that the rerun would never compare must not pass as checked."""
+    root, manifest = copy
+    # A structurally valid entry: an existing tensor of the role the loader asks for.
+    role_source = "tokenizer.0" if key == "currents" else "blocks.0.attn.0.add"
+    manifest["test_vectors"][key][name] = manifest["test_vectors"][key][role_source]
+    resign(root, manifest)
+    with pytest.raises(ex.ExportSchemaError, match=match) as err:
+        ex.load_export(root)
+    assert err.value.field == f"test_vectors.{key}.{name}"
+
+
+@pytest.mark.parametrize("field,key", VECTOR_FIELDS, ids=[f for f, _ in VECTOR_FIELDS])
+def test_check_test_vectors_rejects_wrong_shapes_built_in_memory(
+    exported: tuple[IntModel, np.ndarray, Path], field: str, key: tuple[str, ...]
+) -> None:
+    """An :class:`Export` need not come from :func:`load_export`; the rerun checks shapes first."""
+    model, x, path = exported
+    good = ex.load_export(path)
+    vec = good.vectors
+    assert vec is not None
+    parts = {
+        "inputs": vec.inputs,
+        "labels": vec.labels,
+        "logits": vec.logits,
+        "outputs": dict(vec.outputs),
+        "currents": dict(vec.currents),
+    }
+    if len(key) == 1:
+        parts[key[0]] = parts[key[0]][..., :-1]
+    else:
+        parts[key[0]][key[1]] = parts[key[0]][key[1]][..., :-1]
+    bad = ex.Export(path, model, good.manifest, ex.TestVectors(**parts))
+    with pytest.raises(ex.ExportShapeError, match="expected") as err:
+        ex.check_test_vectors(bad)
+    assert err.value.field == f"test_vectors.{field}"
+    assert ex.check_test_vectors(good) == 6
+
+
 def test_write_refuses_to_replace_a_foreign_directory(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not an export"):
@@ -267,8 +380,10 @@ def test_residual_bound_beyond_input_bits_is_an_error() -> None:
         check_overflow(model)
 
 
-@pytest.mark.parametrize("lo,hi,bits", [(0, 0, 1), (-1, 0, 1), (0, 1, 2), (-128, 127, 8), (-129, 0, 9),
-                                        (0, 128, 9), (-(2 ** 40), 2 ** 40 - 1, 41)])
+@pytest.mark.parametrize(
+    "lo,hi,bits",
+    [(0, 0, 1), (-1, 0, 1), (0, 1, 2), (-128, 127, 8), (-129, 0, 9), (0, 128, 9), (-(2**40), 2**40 - 1, 41)],
+)
 def test_signed_bits(lo: int, hi: int, bits: int) -> None:
     assert signed_bits(lo, hi) == bits
 
@@ -279,8 +394,13 @@ def _ops(model: IntModel) -> list[Op]:
 
 
 def _rebuild(model: IntModel, ops: list[Op]) -> IntModel:
-    return IntModel(numerics=model.numerics, input_shape=model.input_shape, timesteps=model.timesteps,
-                    num_classes=model.num_classes, ops=tuple(ops))
+    return IntModel(
+        numerics=model.numerics,
+        input_shape=model.input_shape,
+        timesteps=model.timesteps,
+        num_classes=model.num_classes,
+        ops=tuple(ops),
+    )
 
 
 def test_graph_rejects_unknown_input_and_missing_head() -> None:
@@ -326,3 +446,60 @@ def test_compare_traces_names_first_difference() -> None:
     assert compare_traces(a, {"x": a["x"]}).reason == "missing from the actual trace"
     assert "shape" in compare_traces(a, {"x": np.zeros((3, 2)), "y": a["y"]}).reason
     assert compare_traces(a, dict(a)) is None
+
+
+def test_atomic_write_replaces_whole_files_only(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "file.json"
+    assert atomic_write(target, "old\n") == target and target.read_text() == "old\n"
+    atomic_write(target, b"new\n")
+    assert target.read_bytes() == b"new\n"
+    with pytest.raises(RuntimeError, match="writer failed"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"new\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.json"]
+
+
+# ----------------------------------------------------------------------------- traced prefix
+@pytest.mark.parametrize("traced", [0, 2, 6])
+def test_traces_of_a_prefix_round_trip_and_are_checked(exported, tmp_path: Path, traced: int) -> None:
+    """Logits are stored for every sample, outputs and currents for the first ``traced`` only."""
+    model, x, _ = exported
+    vectors = ex.make_test_vectors(model, x, np.zeros(6), traced=traced)
+    path = ex.write_export(model, tmp_path / "e", vectors=vectors)
+    loaded = ex.load_export(path)
+    assert loaded.vectors.count == 6 and loaded.vectors.traced_count == traced
+    logits, trace = model.run(x, trace=True)
+    assert np.array_equal(loaded.vectors.logits, logits)
+    stored = {op.name for op in model.ops if op.kind != "head"} if traced else set()
+    assert set(loaded.vectors.outputs) == stored
+    for name in stored:
+        assert np.array_equal(loaded.vectors.outputs[name], trace[name][:, :traced])
+    assert ex.check_test_vectors(loaded) == 6
+
+
+def test_a_wrong_trace_in_the_prefix_is_found(exported, tmp_path: Path) -> None:
+    model, x, _ = exported
+    path = ex.write_export(
+        model, tmp_path / "e", vectors=ex.make_test_vectors(model, x, np.zeros(6), traced=2)
+    )
+    manifest = json.loads((path / "manifest.json").read_text())
+    name = next(iter(manifest["test_vectors"]["outputs"].values()))
+    stored = ex.load_export(path).vectors.outputs
+    op = next(iter(stored))
+    retensor(path, manifest, name, 1 - stored[op])
+    with pytest.raises(ex.ExportMismatchError, match=op):
+        ex.check_test_vectors(ex.load_export(path))
+
+
+@pytest.mark.parametrize("traced", [-1, 7])
+def test_a_traced_count_outside_the_samples_is_refused(exported, tmp_path: Path, traced: int) -> None:
+    model, x, _ = exported
+    path = ex.write_export(
+        model, tmp_path / "e", vectors=ex.make_test_vectors(model, x, np.zeros(6), traced=2)
+    )
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["test_vectors"]["traced"] = traced
+    resign(path, manifest)
+    with pytest.raises(ex.ExportSchemaError, match="test_vectors.traced"):
+        ex.load_export(path)

@@ -4,7 +4,9 @@ The fake (tests/host_fakes.py) models DDR with a CPU cache, the AXI DMA register
 the accelerator (running programs on the protocol emulator), so these tests check the
 driver's whole board path: buffer bookkeeping (allocate once, flush before send,
 invalidate after receive), packet handling, input validation, hardware identification,
-timeouts and recovery from error flags by reset.
+timeouts and recovery from error flags by reset; also the per-sample progress callback and
+:mod:`host.parallel` (shares of a batch in spawned processes, each on a fake board of its
+own: merged results, a failing or dying worker).
 
 Every test runs with thin stand-ins for the pynq classes; the ``pynq`` flavour runs the
 same tests through the real ``pynq.Device`` / ``DefaultIP`` / ``DMA`` / ``allocate``
@@ -14,11 +16,14 @@ numpy 1.26; see docs/board.md).
 
 from __future__ import annotations
 
+import functools
+import time
+
 import numpy as np
 import pytest
 
 from host import packing
-from host.driver import STAGES, Driver
+from host.driver import STAGES, Driver, RunResult
 from host.errors import (
     AcceleratorFault,
     DMAError,
@@ -27,12 +32,13 @@ from host.errors import (
     InputError,
     ProgramMismatchError,
 )
-from hw.accel import regmap
-from hw.accel.compiler import compile_model
-from hw.accel.config import get_config
-from hw.accel.descriptors import DESC_WORDS, Opcode
+from host.parallel import Share, ShareError, run_shares, split
+from protocol import regmap
+from protocol.compiler import compile_model
+from protocol.config import get_config
+from protocol.descriptors import DESC_WORDS, Opcode
 
-from host_fakes import make_backend, pynq
+from host_fakes import exit_at_open, make_backend, open_thin, pynq
 from intmodel_factory import random_input, random_int_model
 
 FLAVOURS = ["thin", pytest.param("pynq", marks=pytest.mark.skipif(pynq is None, reason="pynq not installed"))]
@@ -95,12 +101,12 @@ def test_traces_match_the_integer_model(flavour, model, traced) -> None:
 
 class SkipsFlush(Driver):
     def copy_to_device(self, stream: np.ndarray) -> None:
-        self._buffers()[0].array[:stream.size] = stream
+        self._buffers()[0].array[: stream.size] = stream
 
 
 class SkipsInvalidate(Driver):
     def copy_from_device(self) -> np.ndarray:
-        return np.array(self._buffers()[1].array[:self.program.output_words], dtype=np.uint64)
+        return np.array(self._buffers()[1].array[: self.program.output_words], dtype=np.uint64)
 
 
 def test_missing_invalidate_reads_stale_words(model, program) -> None:
@@ -126,16 +132,22 @@ def test_missing_flush_is_caught_by_the_fake(model, program) -> None:
 
 
 # ---------------------------------------------------------------------- input validation
-@pytest.mark.parametrize(("make", "match"), [
-    (lambda m: np.zeros((2, 9, 9)), r"shape \[2, 9, 9\]; the model takes"),
-    (lambda m: np.zeros((0, m.timesteps, *m.input_shape)), "empty"),
-    (lambda m: np.full((1, m.timesteps, *m.input_shape), 0.5), "must hold integers"),
-    (lambda m: np.full((1, m.timesteps, *m.input_shape), np.nan), "non-finite"),
-    (lambda m: np.full((1, m.timesteps, *m.input_shape), -1), r"outside \[0, 255\]"),
-    (lambda m: np.full((1, m.timesteps, *m.input_shape), 256), "quantize_input"),
-    (lambda m: np.full((1, m.timesteps, *m.input_shape), "a"), "integer dtype"),
-    (lambda m: np.zeros((1, *m.input_shape)), r"the model takes \[B, 3, 2, 6, 6\]"),  # event model: no static
-])
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda m: np.zeros((2, 9, 9)), r"shape \[2, 9, 9\]; the model takes"),
+        (lambda m: np.zeros((0, m.timesteps, *m.input_shape)), "empty"),
+        (lambda m: np.full((1, m.timesteps, *m.input_shape), 0.5), "must hold integers"),
+        (lambda m: np.full((1, m.timesteps, *m.input_shape), np.nan), "non-finite"),
+        (lambda m: np.full((1, m.timesteps, *m.input_shape), -1), r"outside \[0, 255\]"),
+        (lambda m: np.full((1, m.timesteps, *m.input_shape), 256), "quantize_input"),
+        (lambda m: np.full((1, m.timesteps, *m.input_shape), "a"), "integer dtype"),
+        (
+            lambda m: np.zeros((1, *m.input_shape)),
+            r"the model takes \[B, 3, 2, 6, 6\]",
+        ),  # event model: no static
+    ],
+)
 def test_bad_inputs_are_rejected_before_any_transfer(model, program, make, match) -> None:
     backend, device = make_backend("thin", CONFIG)
     with pytest.raises(InputError, match=match):
@@ -181,7 +193,7 @@ def test_missing_output_times_out_resets_and_recovers(flavour, model, program) -
     with pytest.raises(DMATimeout) as info:
         driver.run(x)
     assert info.value.stage == "receive" and info.value.sample == 0
-    assert info.value.status["STATUS"] & 1     # still BUSY when it gave up
+    assert info.value.status["STATUS"] & 1  # still BUSY when it gave up
     assert device.core.soft_resets == 1 and not device.core.busy
     device.core.mode = "normal"
     np.testing.assert_array_equal(driver.run(x).logits, model.run(x)[0])
@@ -201,8 +213,11 @@ def test_done_that_never_comes(model, program, monkeypatch) -> None:
     real = device.core.read
     shift, mask = regmap.field_mask("STATUS", "DONE")
     status = regmap.offset("STATUS")
-    monkeypatch.setattr(device.core, "read",
-                        lambda offset: real(offset) & ~(mask << shift) if offset == status else real(offset))
+    monkeypatch.setattr(
+        device.core,
+        "read",
+        lambda offset: real(offset) & ~(mask << shift) if offset == status else real(offset),
+    )
     with pytest.raises(DoneTimeout, match="DONE never came"):
         driver.run(random_input(model, 1, seed=6))
 
@@ -213,10 +228,10 @@ def test_error_flag_is_reported_and_cleared_by_reset(flavour, model, program) ->
     x = random_input(model, 2, seed=8)
     good = driver.pack(x)
     bad = good.copy()
-    conv = DESC_WORDS + program.input_words(x[1]).size   # the first CONV descriptor follows the input load
+    conv = DESC_WORDS + program.input_words(x[1]).size  # the first CONV descriptor follows the input load
     assert program.commands[1].opcode == Opcode.CONV
-    bad[1, conv + 2] ^= np.uint64(1 << 40)   # second sample: break that descriptor's checksum
-    driver.pack = lambda _: bad              # type: ignore[method-assign]
+    bad[1, conv + 2] ^= np.uint64(1 << 40)  # second sample: break that descriptor's checksum
+    driver.pack = lambda _: bad  # type: ignore[method-assign]
     with pytest.raises(AcceleratorFault) as info:
         driver.run(x)
     fault = info.value
@@ -224,7 +239,7 @@ def test_error_flag_is_reported_and_cleared_by_reset(flavour, model, program) ->
     assert fault.command == 1 and fault.command_name == program.commands[1].name
     assert "CHECKSUM" in str(fault) and "reset" in str(fault)
     assert device.core.soft_resets == 1 and driver.status()["ERROR"] == 0
-    driver.pack = lambda _: good             # type: ignore[method-assign]
+    driver.pack = lambda _: good  # type: ignore[method-assign]
     np.testing.assert_array_equal(driver.run(x).logits, model.run(x)[0])
 
 
@@ -240,3 +255,100 @@ def test_constructor_checks(program) -> None:
         Driver(object(), program)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout_s"):
         Driver(backend, program, timeout_s=0)
+
+
+# ---------------------------------------------------------------------- progress and merged shares
+def assert_same_run(actual: RunResult, expected: RunResult) -> None:
+    """Logits, predictions, cycles, traces and profile equal (stage times are wall clock)."""
+    np.testing.assert_array_equal(actual.logits, expected.logits)
+    np.testing.assert_array_equal(actual.predictions, expected.predictions)
+    np.testing.assert_array_equal(actual.cycles, expected.cycles)
+    assert set(actual.traces) == set(expected.traces)
+    for name, trace in expected.traces.items():
+        np.testing.assert_array_equal(actual.traces[name], trace, err_msg=name)
+    assert (actual.profile is None) == (expected.profile is None)
+    if expected.profile is not None:
+        np.testing.assert_array_equal(actual.profile, expected.profile)
+
+
+def test_progress_is_called_once_per_sample_in_order(model, program) -> None:
+    backend, device = make_backend("thin", CONFIG)
+    x = random_input(model, 5, seed=4)
+    calls: list[int] = []
+
+    def progress(index: int) -> None:
+        # Real progress: called once the sample has been through the accelerator.
+        assert len(device.sent) == index + 1
+        calls.append(index)
+
+    result = Driver(backend, program).run(x, progress=progress)
+    assert calls == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(result.logits, model.run(x)[0])
+
+
+def test_results_of_consecutive_batches_concatenate(model, traced) -> None:
+    # What host.parallel does with the shares' results: they read as one run of the whole batch.
+    backend, _ = make_backend("thin", CONFIG)
+    driver = Driver(backend, traced)
+    x = random_input(model, 5, seed=5)
+    parts = [driver.run(x[:2], profile=True), driver.run(x[2:], profile=True)]
+    merged = RunResult.concatenate(parts)
+    assert traced.trace_names and set(merged.traces) == set(traced.trace_names)
+    assert_same_run(merged, driver.run(x, profile=True))
+    for stage in STAGES:
+        assert merged.times.seconds[stage] == pytest.approx(sum(p.times.seconds[stage] for p in parts))
+    with pytest.raises(ValueError, match="at least one"):
+        RunResult.concatenate([])
+
+
+def test_split_into_contiguous_shares() -> None:
+    assert split(5, 2) == [Share(0, 0, 2), Share(1, 2, 5)] and str(split(5, 2)[1]) == "share 1 (samples 2-4)"
+    assert [(s.start, s.stop) for s in split(3, 8)] == [(0, 1), (1, 2), (2, 3)]  # at most one per sample
+    assert [s.stop - s.start for s in split(359, 2)] == [180, 179]
+    with pytest.raises(ValueError):
+        split(0, 2)
+
+
+# Workers are spawned processes: each opens a fake board of its own by a module-level opener.
+@pytest.mark.timeout(300)
+def test_shares_in_processes_merge_to_the_one_process_run(model, traced) -> None:
+    backend, _ = make_backend("thin", CONFIG)
+    driver = Driver(backend, traced)
+    x = random_input(model, 5, seed=6)
+    calls: list[int] = []
+    merged = run_shares(
+        functools.partial(open_thin, CONFIG.name),
+        traced,
+        x,
+        jobs=2,
+        timeout_s=driver.timeout_s,
+        profile=True,
+        progress=calls.append,
+    )
+    assert_same_run(merged, driver.run(x, profile=True))
+    # Every sample once, each share's in order (the shares interleave).
+    assert sorted(calls) == [0, 1, 2, 3, 4]
+    assert [i for i in calls if i < 2] == [0, 1] and [i for i in calls if i >= 2] == [2, 3, 4]
+
+
+@pytest.mark.timeout(300)
+def test_a_failing_worker_fails_the_run_at_once_with_its_error(model, program) -> None:
+    x = random_input(model, 6, seed=7)
+    x[4] = -1  # share 1 (samples 3-5) holds a sample the driver rejects
+    # Share 0 would take a minute (20 s per DMA send): the run must not wait for it.
+    opener = functools.partial(open_thin, CONFIG.name, send_delay_s=20.0)
+    start = time.monotonic()
+    with pytest.raises(ShareError) as info:
+        run_shares(opener, program, x, jobs=2, timeout_s=120.0)
+    assert time.monotonic() - start < 30
+    assert str(info.value).startswith("share 1 (samples 3-5) failed: InputError: ")
+    assert r"outside [0, 255]" in str(info.value)
+    assert info.value.error_type == "InputError" and info.value.share == Share(1, 3, 6)
+    assert "Traceback" in info.value.details
+
+
+@pytest.mark.timeout(300)
+def test_a_dying_worker_fails_the_run(model, program) -> None:
+    x = random_input(model, 4, seed=8)
+    with pytest.raises(ShareError, match=r"the worker of share [01] \(samples \d-\d\) exited \(status 3\)"):
+        run_shares(functools.partial(exit_at_open, 3), program, x, jobs=2, timeout_s=1.0)

@@ -1,4 +1,4 @@
-"""Both simulation engines' bus models (AXI4-Lite master, AXI DMA channels) on a small echo device.
+"""The simulated backend's bus models (AXI4-Lite master, AXI DMA channels) on a small echo device.
 
 The echo device (Verilog below) has the accelerator's bus interfaces: AXI4-Lite
 registers (a scratch register, a beat counter, a ``hold`` bit that keeps ``s_axis_tready``
@@ -7,9 +7,8 @@ It checks, independently of the accelerator, what the driver relies on: register
 round trips, a send with TLAST on its last word, a receive that ends at TLAST, a
 receive channel that back-pressures until it is armed, a packet longer than its
 transfer reported as a DMA error, aborting a stalled transfer, simulated time, and
-that the DMA reads the flushed copy of a buffer. Every test runs on both engines: the
-in-process ``native`` bridge (C++) and the ``cocotb`` one (cocotbext-axi's AXI4-Lite
-master and the DMA models in Python), which must behave the same.
+that the DMA reads the flushed copy of a buffer. The models are the C++ bridge of
+:mod:`host.backends.native_backend`, the project's one model of the board's AXI DMA.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from host.backends.base import ShadowBuffer
-from host.backends.simcommon import DEFAULT_ROOT, ENGINES, locked
+from sim.tools import locked
 
 pytestmark = pytest.mark.sim
 
@@ -71,18 +70,18 @@ endmodule
 """
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def echo(request):
-    from host.backends.cocotb_backend import CocotbSimBackend
-    from host.backends.native_backend import NativeSimBackend
+@pytest.fixture(scope="module")
+def echo():
+    from host.backends.native_backend import DEFAULT_ROOT, NativeSimBackend
 
     build = Path(DEFAULT_ROOT) / "echo"
     with locked(build):
         verilog = build / "echo.v"
         if not verilog.is_file() or verilog.read_text() != ECHO:
             verilog.write_text(ECHO)
-    engine = {"native": NativeSimBackend, "cocotb": CocotbSimBackend}[request.param]
-    backend = engine(sources=[verilog], toplevel="echo", build_dir=build / request.param, clock_mhz=100.0)
+    backend = NativeSimBackend(
+        sources=[verilog], toplevel="echo", build_dir=build / "native", clock_mhz=100.0
+    )
     yield backend
     backend.close()
 
@@ -108,7 +107,7 @@ def test_registers_and_time(echo) -> None:
     assert echo.read(0x0) == 0x1234_5678
     assert echo.read(0x40) == 0xDEADBEEF
     before = echo.now()
-    echo.sleep(1e-6)                  # 100 cycles at 100 MHz
+    echo.sleep(1e-6)  # 100 cycles at 100 MHz
     assert 1e-6 <= echo.now() - before < 1.2e-6
 
 
@@ -155,7 +154,7 @@ def test_packet_longer_than_the_transfer_is_a_dma_error(echo) -> None:
 
 
 def test_stalled_send_is_aborted_by_a_dma_reset(echo) -> None:
-    echo.write(0x8, 1)                # hold: the device never takes a word
+    echo.write(0x8, 1)  # hold: the device never takes a word
     echo.start_send(filled(8, seed=4), 8)
     echo.sleep(5e-6)
     assert echo.send_state().busy
@@ -167,7 +166,7 @@ def test_stalled_send_is_aborted_by_a_dma_reset(echo) -> None:
 
 def test_dma_reads_the_flushed_copy(echo) -> None:
     src, dst = ShadowBuffer(3), ShadowBuffer(3)
-    src.array[:] = [1, 2, 3]         # written but not flushed: memory still holds zeros
+    src.array[:] = [1, 2, 3]  # written but not flushed: memory still holds zeros
     echo.start_receive(dst, 0, 3)
     echo.start_send(src, 3)
     wait_idle(echo, echo.receive_state)

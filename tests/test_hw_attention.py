@@ -6,46 +6,40 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden import numerics
+from contract import numerics
 from hw.attention_pe import SpikeAttention, group_beats, pack_kv, pack_q, reference, unpack_output
-from hw.params import PE_CONFIGS, AttentionParams
-from hw.testbench import StreamRun, simulate_streams
-
-Group = tuple[np.ndarray, np.ndarray, np.ndarray]  # q, k, v: [G, d] spikes each
+from protocol.params import PE_CONFIGS, AttentionParams
+from sim.stimulus import Group, attention_edge_vectors, attention_group, attention_payloads
+from sim.testbench import StreamRun, simulate_streams
 
 
 def run_attention(params: AttentionParams, groups: list[Group], **kwargs: object) -> StreamRun:
-    kv_beats: list[int] = []
-    q_beats: list[int] = []
-    for q, k, v in groups:
-        kv, qs = group_beats(params, q, k, v)
-        kv_beats += kv
-        q_beats += qs
-    return simulate_streams(SpikeAttention(params), inputs={"kv": kv_beats, "q": q_beats},
-                            outputs={"out": len(q_beats)}, observe=("group_overflow",), **kwargs)
+    kv, q = attention_payloads(groups)
+    return simulate_streams(
+        SpikeAttention(params),
+        inputs={"kv": kv, "q": q},
+        outputs={"out": len(q)},
+        observe=("group_overflow",),
+        **kwargs,
+    )
 
 
 def check_attention(params: AttentionParams, groups: list[Group], **kwargs: object) -> tuple[StreamRun, list]:
     """Compare every output row with the reference; return the run and the per-group currents."""
     run = run_attention(params, groups, **kwargs)
-    rows = [unpack_output(params, word) for word in run["out"].payloads]
+    rows = run.fields("out")
     currents, start = [], 0
-    for index, (q, k, v) in enumerate(groups):
-        got = np.stack([row for row, _ in rows[start:start + len(q)]])
-        lasts = [last for _, last in rows[start:start + len(q)]]
-        assert lasts == [False] * (len(q) - 1) + [True], f"group {index}: last flags {lasts}"
-        want = reference(params, q, k, v)
-        assert np.array_equal(got, want), f"group {index} (G={len(q)}): rtl\n{got}\n!= reference\n{want}"
+    for index, group in enumerate(groups):
+        size = len(group.q)
+        got = np.array([row["current"] for row in rows[start : start + size]], dtype=np.int64)
+        lasts = [bool(row["last"]) for row in rows[start : start + size]]
+        assert lasts == [False] * (size - 1) + [True], f"group {index}: last flags {lasts}"
+        want = reference(params, group.q, group.k, group.v)
+        assert np.array_equal(got, want), f"group {index} (G={size}): rtl\n{got}\n!= reference\n{want}"
         currents.append(got)
-        start += len(q)
+        start += size
     assert run.final["group_overflow"] == 0
     return run, currents
-
-
-def random_group(params: AttentionParams, size: int, rng: np.random.Generator) -> Group:
-    density = rng.uniform(0.05, 0.95)
-    q, k, v = (rng.random((3, size, params.head_dim)) < density).astype(np.int64)
-    return q, k, v
 
 
 @pytest.mark.parametrize("name", sorted(PE_CONFIGS["attention"]))
@@ -53,21 +47,23 @@ def test_random_groups_all_configs(name: str) -> None:
     params = PE_CONFIGS["attention"][name]
     rng = np.random.default_rng(sum(map(ord, name)))
     sizes = [1, params.max_group, *rng.integers(1, params.max_group + 1, size=3)]
-    check_attention(params, [random_group(params, int(size), rng) for size in sizes], seed=4)
+    check_attention(params, [attention_group(params, rng, int(size)) for size in sizes], seed=4)
 
 
 @pytest.mark.parametrize("name", ["attention_d8_g64_m10", "attention_d4_g4"])
 def test_edge_cases(name: str) -> None:
     """All-zero and all-one spikes (the largest sum d * G, saturating with a narrow membrane)."""
     params = PE_CONFIGS["attention"][name]
-    d, g = params.head_dim, params.max_group
-    zeros, ones = np.zeros((g, d), dtype=np.int64), np.ones((g, d), dtype=np.int64)
-    eye = np.eye(d, dtype=np.int64)[np.arange(g) % d]
-    groups = [(ones, ones, ones), (zeros, ones, ones), (ones, zeros, ones), (ones, ones, zeros),
-              (eye, eye, ones), (ones[:1], ones[:1], ones[:1])]
+    d = params.head_dim
+    groups = attention_edge_vectors(params, np.random.default_rng(sum(map(ord, name))))
     _, currents = check_attention(params, groups)
-    top = min(d * g << params.frac_bits, numerics.signed_range(params.membrane_bits)[1])
-    assert currents[0].min() == currents[0].max() == top
+    full = [
+        (len(g.q), c) for g, c in zip(groups, currents, strict=True) if g.q.all() and g.k.all() and g.v.all()
+    ]
+    assert max(size for size, _ in full) == params.max_group
+    for size, current in full:
+        top = min(d * size << params.frac_bits, numerics.signed_range(params.membrane_bits)[1])
+        assert current.min() == current.max() == top
 
 
 def test_groupings_joint_temporal_spatial() -> None:
@@ -77,15 +73,16 @@ def test_groupings_joint_temporal_spatial() -> None:
     rng = np.random.default_rng(12)
     q, k, v = (rng.random((3, steps, tokens, params.head_dim)) < 0.4).astype(np.int64)
     layouts = {
-        "joint": lambda x: x.reshape(1, steps * tokens, -1),      # one group of T*N tokens
-        "temporal": lambda x: x.transpose(1, 0, 2),               # N groups of the T steps of a token
-        "spatial": lambda x: x,                                    # T groups of the N tokens of a step
+        "joint": lambda x: x.reshape(1, steps * tokens, -1),  # one group of T*N tokens
+        "temporal": lambda x: x.transpose(1, 0, 2),  # N groups of the T steps of a token
+        "spatial": lambda x: x,  # T groups of the N tokens of a step
     }
     for grouping, regroup in layouts.items():
-        groups = list(zip(regroup(q), regroup(k), regroup(v), strict=True))
+        groups = [Group(*qkv) for qkv in zip(regroup(q), regroup(k), regroup(v), strict=True)]
         _, currents = check_attention(params, groups)
-        expected = numerics.attention_current(regroup(q), regroup(k), regroup(v),
-                                              frac_bits=params.frac_bits, membrane_bits=params.membrane_bits)
+        expected = numerics.attention_current(
+            regroup(q), regroup(k), regroup(v), frac_bits=params.frac_bits, membrane_bits=params.membrane_bits
+        )
         assert np.array_equal(np.stack(currents), expected), grouping
 
 
@@ -93,7 +90,7 @@ def test_backpressure_and_idle_cycles() -> None:
     params = AttentionParams(head_dim=5, max_group=9, membrane_bits=9)
     rng = np.random.default_rng(8)
     for seed, (valid_prob, ready_prob) in enumerate([(0.4, 1.0), (1.0, 0.3), (0.6, 0.5)]):
-        groups = [random_group(params, int(size), rng) for size in rng.integers(1, 10, size=5)]
+        groups = [attention_group(params, rng, int(size)) for size in rng.integers(1, 10, size=5)]
         check_attention(params, groups, seed=seed, valid_prob=valid_prob, ready_prob=ready_prob)
 
 
@@ -103,7 +100,7 @@ def test_one_row_per_cycle(name: str) -> None:
     params = PE_CONFIGS["attention"][name]
     size, count = params.max_group // 2, 3
     rng = np.random.default_rng(6)
-    run, _ = check_attention(params, [random_group(params, size, rng) for _ in range(count)])
+    run, _ = check_attention(params, [attention_group(params, rng, size) for _ in range(count)])
     period = 2 * size
     assert run["kv"].cycles == [n * period + g for n in range(count) for g in range(size)]
     assert run["q"].cycles == [n * period + size + g for n in range(count) for g in range(size)]
@@ -114,12 +111,9 @@ def test_one_row_per_cycle(name: str) -> None:
 def test_group_overflow_flag() -> None:
     params = AttentionParams(head_dim=2, max_group=3)
     ones = np.ones((4, 2), dtype=np.int64)
-    kv_beats = [pack_kv(params, ones[g], ones[g], last=g == 3) for g in range(4)]
-    q_beats = [pack_q(params, ones[0], last=True)]
-    run = simulate_streams(SpikeAttention(params), inputs={"kv": kv_beats, "q": q_beats}, outputs={"out": 1},
-                           observe=("group_overflow",))
+    run = run_attention(params, [Group(ones[:1], ones, ones)])  # four K/V rows, one query
     assert run.final["group_overflow"] == 1
-    check_attention(params, [(ones[:3], ones[:3], ones[:3])])
+    check_attention(params, [Group(ones[:3], ones[:3], ones[:3])])
 
 
 def test_pack_layout_and_errors() -> None:

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""LIF PE array in Amaranth's simulator: RTL spikes == golden.numerics.lif, beat for beat."""
+"""LIF PE array in Amaranth's simulator: RTL spikes == contract.numerics.lif, beat for beat."""
 
 from __future__ import annotations
 
@@ -7,95 +7,76 @@ import numpy as np
 import pytest
 
 import hw.lif_pe as lif_pe
-from golden import numerics
+from contract import numerics
 from hw.lif_pe import LIFArray, pack_input, reference, unpack_output
-from hw.params import PE_CONFIGS, LIFArrayParams
-from hw.testbench import simulate_streams
+from protocol.params import PE_CONFIGS, LIFArrayParams
+from sim.stimulus import LIFBeats, bit_rows, lif_edge_vectors, lif_payloads, lif_vectors
+from sim.testbench import simulate_streams
 
 
-def run_lif(params: LIFArrayParams, currents: np.ndarray, thresholds: np.ndarray, *, seed: int = 0,
-            valid_prob: float = 1.0, ready_prob: float = 1.0) -> tuple[np.ndarray, list[int], list[int]]:
-    """Simulate beats ``currents [N, T, L]``, ``thresholds [N, L]``; return spikes [N, T, L] and cycles."""
-    beats = [pack_input(params, c, th, last=(n % 3 == 2))
-             for n, (c, th) in enumerate(zip(currents, thresholds, strict=True))]
-    logs = simulate_streams(LIFArray(params), inputs={"inp": beats}, outputs={"out": len(beats)}, seed=seed,
-                            valid_prob=valid_prob, ready_prob=ready_prob)
-    unpacked = [unpack_output(params, word) for word in logs["out"].payloads]
-    assert [last for _, last in unpacked] == [n % 3 == 2 for n in range(len(beats))], "last flag not carried"
-    return np.stack([s for s, _ in unpacked]), logs["inp"].cycles, logs["out"].cycles
+def run_lif(
+    params: LIFArrayParams,
+    beats: LIFBeats,
+    *,
+    seed: int = 0,
+    valid_prob: float = 1.0,
+    ready_prob: float = 1.0,
+) -> tuple[np.ndarray, list[int], list[int]]:
+    """Simulate ``beats``; return the spikes [N, T, L] and the input and output cycles."""
+    run = simulate_streams(
+        LIFArray(params),
+        inputs={"inp": lif_payloads(beats)},
+        outputs={"out": len(beats)},
+        seed=seed,
+        valid_prob=valid_prob,
+        ready_prob=ready_prob,
+    )
+    words = run.fields("out")
+    assert [word["last"] for word in words] == beats.last.tolist(), "last flag not carried"
+    spikes = np.stack([bit_rows(word["spikes"], params.timesteps).T for word in words])
+    return spikes, run["inp"].cycles, run["out"].cycles
 
 
-def check_lif(params: LIFArrayParams, currents: np.ndarray, thresholds: np.ndarray, **kwargs: object) -> None:
-    spikes, _, _ = run_lif(params, currents, thresholds, **kwargs)
-    expected = reference(params, np.moveaxis(currents, 1, 0), thresholds)  # [T, N, L]
+def check_lif(params: LIFArrayParams, beats: LIFBeats, **kwargs: object) -> None:
+    spikes, _, _ = run_lif(params, beats, **kwargs)
+    expected = reference(params, np.moveaxis(beats.currents, 1, 0), beats.thresholds)  # [T, N, L]
     expected = np.moveaxis(expected, 0, 1)
     mismatch = np.argwhere(spikes != expected)
-    assert not mismatch.size, (f"{len(mismatch)} spike mismatches, first at (beat, t, lane) = "
-                               f"{tuple(mismatch[0])}: rtl {spikes[tuple(mismatch[0])]}, "
-                               f"ref {expected[tuple(mismatch[0])]}")
-
-
-def random_beats(params: LIFArrayParams, count: int, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Currents and thresholds on the scale where neurons fire sometimes, plus full-range outliers."""
-    lo, hi = numerics.signed_range(params.membrane_bits)
-    scale = min(hi, 64 << params.leak_shift)
-    shape = (count, params.timesteps, params.lanes)
-    currents = rng.integers(-scale, scale + 1, size=shape)
-    outliers = rng.random(shape) < 0.1
-    currents[outliers] = rng.integers(lo, hi + 1, size=int(outliers.sum()))
-    thresholds = rng.integers(1, scale + 1, size=(count, params.lanes))
-    return currents, thresholds
-
-
-def edge_beats(params: LIFArrayParams) -> tuple[np.ndarray, np.ndarray]:
-    """Extreme currents, thresholds at the port bounds and exact threshold equality."""
-    lo, hi = numerics.signed_range(params.membrane_bits)
-    k = params.leak_shift
-    shape = (params.timesteps, params.lanes)
-    cases = [
-        (np.full(shape, hi), hi),          # saturated positive current, theta = max
-        (np.full(shape, hi), hi + 1),      # theta above the membrane range: never fires
-        (np.full(shape, lo), lo),          # most negative current, theta = min: always fires
-        (np.full(shape, lo), 0),           # negative current never reaches theta = 0
-        (np.full(shape, 0), 0),            # h = 0 >= 0 fires every step
-        (np.full(shape, 0), 1),
-        (np.full(shape, 5 << k), 5),       # first step lands exactly on theta
-        (np.full(shape, (5 << k) - 1), 5),  # one below: fires only after charging
-        (np.full(shape, -(1 << k)), -1),   # equality on the negative side
-    ]
-    currents = np.stack([c for c, _ in cases])
-    thresholds = np.stack([np.full(params.lanes, th) for _, th in cases])
-    return currents, thresholds
+    assert not mismatch.size, (
+        f"{len(mismatch)} spike mismatches, first at (beat, t, lane) = "
+        f"{tuple(mismatch[0])}: rtl {spikes[tuple(mismatch[0])]}, "
+        f"ref {expected[tuple(mismatch[0])]}"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(PE_CONFIGS["lif"]))
 def test_random_vectors_all_configs(name: str) -> None:
     params = PE_CONFIGS["lif"][name]
     rng = np.random.default_rng(sum(map(ord, name)))
-    check_lif(params, *random_beats(params, 48, rng), seed=1)
+    check_lif(params, lif_vectors(params, rng, 48), seed=1)
 
 
 @pytest.mark.parametrize("name", ["lif_l1_t4", "lif_l8_t4", "lif_l4_t4_m8_k2", "lif_l1_t16"])
 def test_edge_cases(name: str) -> None:
-    check_lif(PE_CONFIGS["lif"][name], *edge_beats(PE_CONFIGS["lif"][name]))
+    params = PE_CONFIGS["lif"][name]
+    check_lif(params, lif_edge_vectors(params, np.random.default_rng(sum(map(ord, name)))))
 
 
 @pytest.mark.parametrize("leak_shift", [0, 1, 3])
 def test_leak_shifts(leak_shift: int) -> None:
     params = LIFArrayParams(lanes=4, timesteps=6, membrane_bits=10, leak_shift=leak_shift)
     rng = np.random.default_rng(leak_shift)
-    currents, thresholds = random_beats(params, 64, rng)
-    check_lif(params, currents, thresholds)
-    check_lif(params, *edge_beats(params))
+    check_lif(params, lif_vectors(params, rng, 64))
+    check_lif(params, lif_edge_vectors(params, rng))
 
 
 def test_backpressure_and_idle_cycles() -> None:
     params = LIFArrayParams(lanes=3, timesteps=5, membrane_bits=12, leak_shift=1, stage_steps=2)
     rng = np.random.default_rng(7)
     for seed, (valid_prob, ready_prob) in enumerate([(0.5, 1.0), (1.0, 0.3), (0.6, 0.5)]):
-        check_lif(params, *random_beats(params, 60, rng), seed=seed, valid_prob=valid_prob,
-                  ready_prob=ready_prob)
+        check_lif(
+            params, lif_vectors(params, rng, 60), seed=seed, valid_prob=valid_prob, ready_prob=ready_prob
+        )
 
 
 @pytest.mark.parametrize("name", ["lif_l8_t4", "lif_l8_t16_s2", "lif_l1_t1"])
@@ -103,7 +84,7 @@ def test_one_beat_per_cycle(name: str) -> None:
     """Sustained rate L x T neuron steps per cycle: beat n enters at cycle n, leaves at n + latency."""
     params = PE_CONFIGS["lif"][name]
     beats = 40
-    _, cycles_in, cycles_out = run_lif(params, *random_beats(params, beats, np.random.default_rng(3)))
+    _, cycles_in, cycles_out = run_lif(params, lif_vectors(params, np.random.default_rng(3), beats))
     assert cycles_in == list(range(beats))
     assert cycles_out == [n + params.latency for n in range(beats)]
     assert cycles_out[-1] + 1 == params.cycles(beats)
@@ -112,11 +93,11 @@ def test_one_beat_per_cycle(name: str) -> None:
 def test_mutated_leak_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """An off-by-one leak shift in the generator must make the comparison fail."""
     params = LIFArrayParams(lanes=4, timesteps=4, membrane_bits=12, leak_shift=1)
-    currents, thresholds = random_beats(params, 32, np.random.default_rng(11))
-    check_lif(params, currents, thresholds)
+    beats = lif_vectors(params, np.random.default_rng(11), 32)
+    check_lif(params, beats)
     monkeypatch.setattr(lif_pe, "_leak", lambda diff, shift: diff >> (shift + 1))
     with pytest.raises(AssertionError, match="spike mismatches"):
-        check_lif(params, currents, thresholds)
+        check_lif(params, beats)
 
 
 def test_pack_roundtrip_and_layout() -> None:
@@ -168,5 +149,9 @@ def test_params_validation() -> None:
     assert LIFArrayParams.from_dict(params.to_dict()) == params
     with pytest.raises(ValueError, match="has no parameter"):
         LIFArrayParams.from_dict({**params.to_dict(), "lane": 1})
-    assert LIFArrayParams.from_numerics(numerics.NumericsConfig(membrane_bits=16, leak_shift=2),
-                                        lanes=2, timesteps=4).membrane_bits == 16
+    assert (
+        LIFArrayParams.from_numerics(
+            numerics.NumericsConfig(membrane_bits=16, leak_shift=2), lanes=2, timesteps=4
+        ).membrane_bits
+        == 16
+    )

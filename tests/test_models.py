@@ -27,10 +27,14 @@ HW_PRESETS = ["hw-tiny", "hw-gesture", "hw-cifar10dvs"]
 REF_PRESETS = ["spikeformer-gesture", "spikeformer-cifar10dvs", "spikeformer-imagenet"]
 # Small enough to run quickly, large enough to keep every stage (hw: 4 pools; ref: up to 4 stride-2).
 # spikeformer-imagenet runs two of its seven blocks: initialising all 39M weights would dominate.
-SMALL = {"hw-tiny": {}, "hw-gesture": {"img_size": 32, "timesteps": 4},
-         "hw-cifar10dvs": {"img_size": 32}, "spikeformer-gesture": {"img_size": 32, "timesteps": 2},
-         "spikeformer-cifar10dvs": {"img_size": 32},
-         "spikeformer-imagenet": {"img_size": 32, "timesteps": 2, "depth": 2}}
+SMALL = {
+    "hw-tiny": {},
+    "hw-gesture": {"img_size": 32, "timesteps": 4},
+    "hw-cifar10dvs": {"img_size": 32},
+    "spikeformer-gesture": {"img_size": 32, "timesteps": 2},
+    "spikeformer-cifar10dvs": {"img_size": 32},
+    "spikeformer-imagenet": {"img_size": 32, "timesteps": 2, "depth": 2},
+}
 
 
 def _integer_input(cfg: Any, batch: int, *, seed: int = 0, static: bool = False) -> torch.Tensor:
@@ -70,8 +74,18 @@ def _conv_bn_plif(cin: int, cout: int, k: int) -> int:
     return cin * cout * k * k + 2 * cout + 1  # conv (no bias) + BN affine + PLIF w
 
 
-def _reference_count(*, cin: int, img: int, classes: int, t: int, k: int, strides: list[int],
-                     widths: list[int], d: int, ratio: float) -> int:
+def _reference_count(
+    *,
+    cin: int,
+    img: int,
+    classes: int,
+    t: int,
+    k: int,
+    strides: list[int],
+    widths: list[int],
+    d: int,
+    ratio: float,
+) -> int:
     total, size = 0, img
     for c_in, c_out, s in zip([cin, *widths[:-1]], widths, strides, strict=True):
         total += _conv_bn_plif(c_in, c_out, k) + _conv_bn_plif(c_out, c_out, k)
@@ -87,21 +101,48 @@ def _reference_count(*, cin: int, img: int, classes: int, t: int, k: int, stride
 
 REFERENCE_COUNTS = {
     # name: (analytic count, the published figure it should be close to)
-    "spikeformer-gesture": (_reference_count(cin=2, img=128, classes=11, t=16, k=5, strides=[2, 2, 2],
-                                             widths=[64, 128, 256], d=256, ratio=2), 9.3e6),
-    "spikeformer-cifar10dvs": (_reference_count(cin=2, img=128, classes=10, t=4, k=3,
-                                                strides=[2, 1, 2, 1, 2, 1],
-                                                widths=[64, 64, 128, 128, 256, 256], d=256, ratio=2), 8.8e6),
-    "spikeformer-imagenet": (_reference_count(cin=3, img=224, classes=1000, t=4, k=3,
-                                              strides=[2, 1, 2, 1, 2, 1, 2, 1],
-                                              widths=[64, 64, 128, 128, 256, 256, 512, 512], d=512, ratio=3),
-                             39.3e6),
+    "spikeformer-gesture": (
+        _reference_count(
+            cin=2, img=128, classes=11, t=16, k=5, strides=[2, 2, 2], widths=[64, 128, 256], d=256, ratio=2
+        ),
+        9.3e6,
+    ),
+    "spikeformer-cifar10dvs": (
+        _reference_count(
+            cin=2,
+            img=128,
+            classes=10,
+            t=4,
+            k=3,
+            strides=[2, 1, 2, 1, 2, 1],
+            widths=[64, 64, 128, 128, 256, 256],
+            d=256,
+            ratio=2,
+        ),
+        8.8e6,
+    ),
+    "spikeformer-imagenet": (
+        _reference_count(
+            cin=3,
+            img=224,
+            classes=1000,
+            t=4,
+            k=3,
+            strides=[2, 1, 2, 1, 2, 1, 2, 1],
+            widths=[64, 64, 128, 128, 256, 256, 512, 512],
+            d=512,
+            ratio=3,
+        ),
+        39.3e6,
+    ),
 }
 
 
-def _hw_count(*, cin: int, widths: list[int], classes: int, d: int, depth: int, ratio: int,
-              stages: int) -> int:
+def _hw_count(
+    *, cin: int, widths: list[int], classes: int, d: int, depth: int, ratio: int, stages: int
+) -> int:
     tokenizer = sum(a * b * 9 + 2 * b for a, b in zip([cin, *widths[:-1]], widths, strict=True))
+
     def linear_bn(i: int, o: int) -> int:
         return i * o + 2 * o  # Linear (no bias) + BN affine
 
@@ -112,10 +153,12 @@ def _hw_count(*, cin: int, widths: list[int], classes: int, d: int, depth: int, 
 HW_COUNTS = {
     ("hw-tiny", "joint"): _hw_count(cin=1, widths=[32, 64], classes=10, d=64, depth=2, ratio=2, stages=1),
     ("hw-tiny", "divided"): _hw_count(cin=1, widths=[32, 64], classes=10, d=64, depth=2, ratio=2, stages=2),
-    ("hw-gesture", "joint"): _hw_count(cin=2, widths=[32, 64, 128, 256], classes=11, d=256, depth=2, ratio=4,
-                                       stages=1),
-    ("hw-cifar10dvs", "spatial"): _hw_count(cin=2, widths=[32, 64, 128, 256], classes=10, d=256, depth=2,
-                                            ratio=4, stages=1),
+    ("hw-gesture", "joint"): _hw_count(
+        cin=2, widths=[32, 64, 128, 256], classes=11, d=256, depth=2, ratio=4, stages=1
+    ),
+    ("hw-cifar10dvs", "spatial"): _hw_count(
+        cin=2, widths=[32, 64, 128, 256], classes=10, d=256, depth=2, ratio=4, stages=1
+    ),
 }
 
 
@@ -162,7 +205,12 @@ def test_hw_structure(attention: str) -> None:
     assert model.head.linear.bias is not None
     for lif in (m for m in model.modules() if isinstance(m, LIFNode)):
         assert (lif.tau, lif.surrogate, lif.alpha, lif.detach_reset, lif.learnable_tau) == (
-            2.0, "sigmoid", 4.0, True, False)
+            2.0,
+            "sigmoid",
+            4.0,
+            True,
+            False,
+        )
 
 
 @pytest.mark.parametrize("attention", list(ATTENTION_MODES))
@@ -195,8 +243,9 @@ def test_hw_input_scaling_and_direct_encoding() -> None:
     torch.testing.assert_close(seen[0][:2], image / 255.0, rtol=0, atol=0)
 
 
-def _naive_group_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
-                           grouping: str) -> torch.Tensor:
+def _naive_group_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, grouping: str
+) -> torch.Tensor:
     t, b, n, d = q.shape
     q, k, v = (z.reshape(t, b, n, heads, d // heads) for z in (q, k, v))
     out = torch.zeros_like(q)

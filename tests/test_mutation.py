@@ -16,7 +16,7 @@ import pytest
 from amaranth.hdl import Value
 
 import hw.lif_pe as lif_pe
-from hw.params import PE_CONFIGS
+from protocol.params import PE_CONFIGS
 from sim import flow
 from sim.runner import SimulationError
 

@@ -34,9 +34,17 @@ class _Heaviside(torch.autograd.Function):
         return grad * d, None, None
 
 
-def reference_lif(x: torch.Tensor, *, tau: float = 2.0, v_th: float = 1.0, kind: str = "sigmoid",
-                  alpha: float | None = None, w: torch.Tensor | None = None, detach_reset: bool = True,
-                  liaf: bool = False) -> torch.Tensor:
+def reference_lif(
+    x: torch.Tensor,
+    *,
+    tau: float = 2.0,
+    v_th: float = 1.0,
+    kind: str = "sigmoid",
+    alpha: float | None = None,
+    w: torch.Tensor | None = None,
+    detach_reset: bool = True,
+    liaf: bool = False,
+) -> torch.Tensor:
     alpha = alpha if alpha is not None else {"sigmoid": 4.0, "atan": 2.0}[kind]
     v = torch.zeros_like(x[0])
     outs = []
@@ -77,8 +85,16 @@ SHAPES = [(1, 3), (2, 5), (4, 2, 7), (8, 2, 3, 4, 4), (16, 1, 33)]
 
 
 def _reference_for(node: LIFNode, x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    return reference_lif(x, tau=node._tau, v_th=node.v_threshold, kind=node.surrogate, alpha=node.alpha,
-                         w=w, detach_reset=node.detach_reset, liaf=node.liaf)
+    return reference_lif(
+        x,
+        tau=node._tau,
+        v_th=node.v_threshold,
+        kind=node.surrogate,
+        alpha=node.alpha,
+        w=w,
+        detach_reset=node.detach_reset,
+        liaf=node.liaf,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -110,10 +126,14 @@ def test_matches_reference(kwargs: dict, shape: tuple[int, ...], backend: str) -
 
 
 @pytest.mark.parametrize("block_elements", [1, 40, 100, 1 << 30])
-@pytest.mark.parametrize("kwargs", [{}, {"learnable_tau": True}, {"liaf": True, "detach_reset": False}],
-                         ids=["lif", "plif", "liaf-no-detach"])
-def test_time_blocking_is_invisible(kwargs: dict, block_elements: int,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"learnable_tau": True}, {"liaf": True, "detach_reset": False}],
+    ids=["lif", "plif", "liaf-no-detach"],
+)
+def test_time_blocking_is_invisible(
+    kwargs: dict, block_elements: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The fused backend cuts time into blocks by size (one step, several, a ragged last
     # block, everything at once); none of that may change the result.
     monkeypatch.setattr(neuron, "_BLOCK_ELEMENTS", block_elements)
@@ -185,6 +205,73 @@ def test_autocast_bfloat16_matches_float32() -> None:
     assert torch.equal(out.float(), reference_lif(x.detach().float()))
     out.float().sum().backward()
     assert x.grad is not None and x.grad.dtype == torch.bfloat16 and torch.isfinite(x.grad.float()).all()
+
+
+def _threshold_edge_inputs(steps: int, n: int, *, v_th: float, k: float, seed: int) -> torch.Tensor:
+    """float64 currents that put most membranes ``H`` within 1e-9 of ``V_th`` (either side or on it).
+
+    Built step by step from the float64 membrane left by the previous step: ``X`` inverts
+    the charge ``H = V + (X - V) k`` for ``H = V_th + offset``. float32 cannot tell these
+    ``H`` from ``V_th`` (its spacing near 1 is 1.2e-7), so a float32 recurrence fires on many
+    of the negative offsets.
+    """
+    g = torch.Generator().manual_seed(seed)
+    offsets = torch.tensor(
+        [-1.8e-9, -1e-9, -3e-10, -1e-12, -1e-15, 0.0, 1e-15, 1e-12, 1e-9], dtype=torch.float64
+    )
+    x = torch.empty(steps, n, dtype=torch.float64)
+    v = torch.zeros(n, dtype=torch.float64)
+    for t in range(steps):
+        target = v_th + offsets[torch.randint(len(offsets), (n,), generator=g)]
+        free = torch.rand(n, generator=g, dtype=torch.float64) * 2.0  # ordinary steps in between
+        x[t] = torch.where(torch.rand(n, generator=g) < 0.7, v + (target - v) / k, free)
+        h = v + (x[t] - v) * k
+        v = torch.where(h >= v_th, torch.zeros_like(h), h)
+    return x
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"tau": 3.0, "v_threshold": 0.5}, {"learnable_tau": True, "tau": 4.0, "v_threshold": 0.3}],
+    ids=["lif", "tau3-vth0.5", "plif"],
+)
+def test_float64_threshold_edge_matches_loop_exactly(kwargs: dict) -> None:
+    # The fused backend must not narrow float64 to float32: H = 0.9999999982 would round
+    # to 1.0 and fire. Spikes and membranes (H, through the LIAF output) must be bit-equal
+    # to the loop backend's, and to the reference's, at these edge inputs.
+    node = LIFNode(**kwargs).double()
+    k = float(torch.sigmoid(node.w.detach())) if node.learnable_tau else 1.0 / node._tau
+    x = _threshold_edge_inputs(8, 4000, v_th=node.v_threshold, k=k, seed=12)
+    loop_h = LIFNode(**kwargs, liaf=True, backend="loop").double()(x)
+    near = (loop_h - node.v_threshold).abs() <= 2e-9
+    assert near.float().mean() > 0.5, "most membranes must sit at the threshold edge"
+    assert ((loop_h < node.v_threshold) & near).any() and ((loop_h >= node.v_threshold) & near).any()
+    w = torch.tensor(float(node.w.detach()), dtype=torch.float64) if node.learnable_tau else None
+    for liaf in (False, True):
+        fused = LIFNode(**kwargs, liaf=liaf).double()
+        loop = LIFNode(**kwargs, liaf=liaf, backend="loop").double()
+        xf, xl = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, ref = fused(xf), loop(xl)
+        assert out.dtype == torch.float64
+        assert torch.equal(out, ref), f"{int((out != ref).sum())} outputs differ (liaf={liaf})"
+        independent = reference_lif(x, tau=fused._tau, v_th=fused.v_threshold, w=w, liaf=liaf).double()
+        assert torch.equal(out, independent)
+        grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+        out.backward(grad)
+        ref.backward(grad)
+        assert xf.grad.dtype == torch.float64
+        torch.testing.assert_close(xf.grad, xl.grad, rtol=1e-10, atol=1e-12)
+        if node.learnable_tau:
+            torch.testing.assert_close(fused.w.grad, loop.w.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_runs_the_recurrence_in_float32(dtype: torch.dtype) -> None:
+    # Only float64 keeps its own precision; half types are widened (outside AMP too).
+    x = _inputs((8, 3, 17), seed=6).to(dtype)
+    out = LIFNode(liaf=True)(x)
+    assert out.dtype == dtype
+    assert torch.equal(out, reference_lif(x.float(), liaf=True).to(dtype))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -1,4 +1,4 @@
-"""Property tests of every integer op in golden/numerics.py against plain-Python loop references.
+"""Property tests of every integer op in contract/numerics.py against plain-Python loop references.
 
 Each reference below is written from docs/numerics.md with Python integers and explicit
 loops (no numpy arithmetic), so a vectorization, broadcasting or shift-semantics bug in the
@@ -16,11 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from golden import numerics as nm
-from golden.intmodel import GROUPINGS, group_tokens, ungroup_tokens
+from contract import numerics as nm
+from contract.checks import check_int
+from contract.intmodel import GROUPINGS, group_tokens, ungroup_tokens
 
-settings.register_profile("numerics", deadline=None, max_examples=80,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "numerics", deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("numerics")
 
 
@@ -35,7 +37,7 @@ def ref_lif(xs: list[int], theta: int, *, k: int, bits: int) -> tuple[list[int],
     v, spikes, mem = 0, [], []
     for x in xs:
         x = ref_sat(x, bits)
-        h = v + (x - v) // (2 ** k)
+        h = v + (x - v) // (2**k)
         s = 1 if h >= theta else 0
         v = 0 if s else h
         spikes.append(s)
@@ -108,25 +110,55 @@ weights_st = st.integers(-127, 127)
 
 
 # ----------------------------------------------------------------------------- config
-@pytest.mark.parametrize("field,value,exc", [
-    ("weight_bits", 1, ValueError), ("frac_bits", -1, ValueError), ("membrane_bits", 64, ValueError),
-    ("leak_shift", 1.0, TypeError), ("input_bits", True, TypeError), ("input_bits", 0, ValueError),
-])
+@pytest.mark.parametrize(
+    "field,value,exc",
+    [
+        ("weight_bits", 1, ValueError),
+        ("frac_bits", -1, ValueError),
+        ("membrane_bits", 64, ValueError),
+        ("leak_shift", 1.0, TypeError),
+        ("input_bits", True, TypeError),
+        ("input_bits", 0, ValueError),
+    ],
+)
 def test_config_rejects_bad_widths(field: str, value: object, exc: type) -> None:
     with pytest.raises(exc, match=field):
         nm.NumericsConfig(**{field: value})
 
 
+def test_check_int_has_one_message_shape() -> None:
+    assert check_int("Owner", "field", np.int64(3), minimum=0, maximum=3) == 3
+    with pytest.raises(TypeError, match=r"^Owner\.field must be an integer, not 2\.0$"):
+        check_int("Owner", "field", 2.0, minimum=0)
+    with pytest.raises(TypeError, match=r"^Owner\.field must be an integer, not True$"):
+        check_int("Owner", "field", True, minimum=0)
+    with pytest.raises(TypeError, match=r"^Owner\.field must be an integer, not "):
+        check_int("Owner", "field", np.int64(3), minimum=0, numpy=False)
+    with pytest.raises(ValueError, match=r"^Owner\.field must be an integer in \[1, 4\], not 5$"):
+        check_int("Owner", "field", 5, minimum=1, maximum=4)
+    with pytest.raises(KeyError, match=r"Owner\.field must be an integer >= 1, not 0"):
+        check_int("Owner", "field", 0, minimum=1, error=KeyError)
+    with pytest.raises(
+        ValueError, match=r"^NumericsConfig\.frac_bits must be an integer in \[0, 16\], not -1$"
+    ):
+        nm.NumericsConfig(frac_bits=-1)
+
+
 def test_config_derived_ranges() -> None:
     cfg = nm.NumericsConfig()
     assert (cfg.weight_max, cfg.membrane_min, cfg.membrane_max, cfg.input_max) == (
-        127, -(2 ** 23), 2 ** 23 - 1, 255)
+        127,
+        -(2**23),
+        2**23 - 1,
+        255,
+    )
     assert nm.NumericsConfig(**cfg.to_dict()) == cfg
 
 
 # ----------------------------------------------------------------------------- saturate, bit planes
-@given(x=hnp.arrays(np.int64, st.integers(0, 40), elements=st.integers(-(2 ** 40), 2 ** 40)),
-       bits=st.integers(2, 40))
+@given(
+    x=hnp.arrays(np.int64, st.integers(0, 40), elements=st.integers(-(2**40), 2**40)), bits=st.integers(2, 40)
+)
 def test_saturate_matches_reference(x: np.ndarray, bits: int) -> None:
     assert nm.saturate(x, bits).tolist() == [ref_sat(int(v), bits) for v in x]
 
@@ -139,12 +171,12 @@ def test_saturate_edges_and_dtype_check() -> None:
 
 @given(bits=st.integers(1, 12), data=st.data())
 def test_bit_planes_reconstruct(bits: int, data: st.DataObject) -> None:
-    x = data.draw(hnp.arrays(np.int64, (3, 4), elements=st.integers(0, 2 ** bits - 1)))
+    x = data.draw(hnp.arrays(np.int64, (3, 4), elements=st.integers(0, 2**bits - 1)))
     planes = nm.bit_planes(x, bits)
     assert planes.shape == (bits, 3, 4)
     for b in range(bits):
         assert planes[b].tolist() == [[(int(v) >> b) & 1 for v in row] for row in x.tolist()]
-    assert (sum(int(2 ** b) * planes[b] for b in range(bits)) == x).all()
+    assert (sum(int(2**b) * planes[b] for b in range(bits)) == x).all()
 
 
 @pytest.mark.parametrize("value", [-1, 256])
@@ -195,22 +227,23 @@ def test_lif_negative_current_floors_toward_minus_infinity() -> None:
 
 
 def test_lif_saturates_the_current_first() -> None:
-    big = 2 ** 30
+    big = 2**30
     spikes, mem = nm.lif_trace(np.array([[-big], [-big]]), 1, leak_shift=1, membrane_bits=8)
     # sat(-2^30) = -128 -> h = -64, then -64 + (-128 + 64) >> 1 = -96
     assert mem[:, 0].tolist() == [-64, -96]
 
 
 @given(case=lif_case(), data=st.data())
-def test_lif_step_matches_one_step_of_trace(case: tuple[np.ndarray, np.ndarray, int, int],
-                                            data: st.DataObject) -> None:
+def test_lif_step_matches_one_step_of_trace(
+    case: tuple[np.ndarray, np.ndarray, int, int], data: st.DataObject
+) -> None:
     x, theta, k, bits = case
     lo, hi = nm.signed_range(bits)
     v = data.draw(hnp.arrays(np.int64, theta.shape, elements=st.integers(lo, hi)))
     xs = nm.saturate(x[0], bits)
     s, v_next = nm.lif_step(v, xs, theta, leak_shift=k)
     for j in range(theta.size):
-        h = int(v[j]) + (int(xs[j]) - int(v[j])) // 2 ** k
+        h = int(v[j]) + (int(xs[j]) - int(v[j])) // 2**k
         assert s[j] == int(h >= theta[j])
         assert v_next[j] == (0 if h >= theta[j] else h)
 
@@ -223,7 +256,7 @@ def test_integer_lif_equals_float_lif_when_the_floor_is_exact(t: int, k: int, da
     theta = data.draw(st.integers(1, 40 * unit))
     x = counts * unit
     spikes = nm.lif(x, theta, leak_shift=k, membrane_bits=32)
-    tau = float(2 ** k)
+    tau = float(2**k)
     v = np.zeros(5)
     for step in range(t):
         h = v + (x[step].astype(np.float64) - v) / tau
@@ -280,13 +313,15 @@ def test_conv2d_accumulate_matches_reference(case: tuple[np.ndarray, np.ndarray,
     assert (as_obj(out) == ref_conv(s, w, stride, pad)).all()
 
 
-@given(acc=hnp.arrays(np.int64, (3, 4), elements=st.integers(-(2 ** 24), 2 ** 24)),
-       bias=hnp.arrays(np.int64, (4,), elements=st.integers(-(2 ** 12), 2 ** 12)),
-       frac=st.integers(0, 8), bits=st.integers(8, 32))
+@given(
+    acc=hnp.arrays(np.int64, (3, 4), elements=st.integers(-(2**24), 2**24)),
+    bias=hnp.arrays(np.int64, (4,), elements=st.integers(-(2**12), 2**12)),
+    frac=st.integers(0, 8),
+    bits=st.integers(8, 32),
+)
 def test_synaptic_current_matches_reference(acc: np.ndarray, bias: np.ndarray, frac: int, bits: int) -> None:
     out = nm.synaptic_current(acc, bias, frac_bits=frac, membrane_bits=bits)
-    ref = [[ref_sat(int(a) * 2 ** frac + int(b), bits) for a, b in zip(row, bias, strict=True)]
-           for row in acc]
+    ref = [[ref_sat(int(a) * 2**frac + int(b), bits) for a, b in zip(row, bias, strict=True)] for row in acc]
     assert out.tolist() == ref
 
 
@@ -310,11 +345,12 @@ def test_attention_matches_reference(case: tuple[np.ndarray, ...], frac: int) ->
     g, d = q.shape[-2:]
     assert acc.min() >= 0 and acc.max() <= g * d  # docs section 9
     cur = nm.attention_current(q, k, v, frac_bits=frac, membrane_bits=24)
-    assert (cur == acc * 2 ** frac).all()
+    assert (cur == acc * 2**frac).all()
 
 
-def ref_grouped_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
-                          grouping: str) -> np.ndarray:
+def ref_grouped_attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, grouping: str
+) -> np.ndarray:
     """``(Q K^T) V`` per head over the token groups of docs/numerics.md section 7, by loops."""
     t, b, n, d = q.shape
     dh = d // heads
@@ -336,10 +372,18 @@ def ref_grouped_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: in
     return out
 
 
-@given(grouping=st.sampled_from(GROUPINGS), t=st.integers(1, 3), n=st.integers(1, 4), heads=st.integers(1, 2),
-       dh=st.integers(1, 3), mode=spikes_st, data=st.data())
-def test_grouped_attention_matches_reference(grouping: str, t: int, n: int, heads: int, dh: int, mode: str,
-                                             data: st.DataObject) -> None:
+@given(
+    grouping=st.sampled_from(GROUPINGS),
+    t=st.integers(1, 3),
+    n=st.integers(1, 4),
+    heads=st.integers(1, 2),
+    dh=st.integers(1, 3),
+    mode=spikes_st,
+    data=st.data(),
+)
+def test_grouped_attention_matches_reference(
+    grouping: str, t: int, n: int, heads: int, dh: int, mode: str, data: st.DataObject
+) -> None:
     shape = (t, 2, n, heads * dh)
     q, k, v = (spike_array(data.draw, shape, mode) for _ in range(3))
     grouped = [group_tokens(z, grouping=grouping, heads=heads) for z in (q, k, v)]
@@ -358,8 +402,9 @@ def test_attention_all_ones_reaches_the_bound_and_saturates() -> None:
 
 def test_attention_rejects_shape_mismatch() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
-        nm.attention_accumulate(np.zeros((2, 3), np.int64), np.zeros((2, 3), np.int64),
-                                np.zeros((3, 3), np.int64))
+        nm.attention_accumulate(
+            np.zeros((2, 3), np.int64), np.zeros((2, 3), np.int64), np.zeros((3, 3), np.int64)
+        )
 
 
 # ----------------------------------------------------------------------------- pooling, residual, head
@@ -392,8 +437,10 @@ def test_maxpool_rejects_negative_values() -> None:
         nm.maxpool2d(np.array([[-1, 0], [0, 0]]), kernel=2, stride=1)
 
 
-@given(a=hnp.arrays(np.int64, (3, 4), elements=st.integers(0, 200)),
-       b=hnp.arrays(np.int64, (3, 4), elements=st.integers(0, 1)))
+@given(
+    a=hnp.arrays(np.int64, (3, 4), elements=st.integers(0, 200)),
+    b=hnp.arrays(np.int64, (3, 4), elements=st.integers(0, 1)),
+)
 def test_residual_add_and_sum_pool(a: np.ndarray, b: np.ndarray) -> None:
     r = nm.residual_add(a, b)
     ref = [[int(x) + int(y) for x, y in zip(ra, rb, strict=True)] for ra, rb in zip(a, b, strict=True)]
@@ -402,13 +449,17 @@ def test_residual_add_and_sum_pool(a: np.ndarray, b: np.ndarray) -> None:
     assert nm.sum_pool(x, axes=(0, 1)).tolist() == [sum(int(r[i, j]) for i in range(3)) for j in range(4)]
 
 
-@given(p=hnp.arrays(np.int64, (2, 5), elements=st.integers(0, 2 ** 12)),
-       w=hnp.arrays(np.int64, (3, 5), elements=weights_st),
-       b=hnp.arrays(np.int64, (3,), elements=st.integers(-(2 ** 30), 2 ** 30)),
-       frac=st.integers(0, 8))
+@given(
+    p=hnp.arrays(np.int64, (2, 5), elements=st.integers(0, 2**12)),
+    w=hnp.arrays(np.int64, (3, 5), elements=weights_st),
+    b=hnp.arrays(np.int64, (3,), elements=st.integers(-(2**30), 2**30)),
+    frac=st.integers(0, 8),
+)
 def test_head_logits_match_reference(p: np.ndarray, w: np.ndarray, b: np.ndarray, frac: int) -> None:
-    ref = [[sum(int(p[i, j]) * int(w[c, j]) for j in range(5)) * 2 ** frac + int(b[c]) for c in range(3)]
-           for i in range(2)]
+    ref = [
+        [sum(int(p[i, j]) * int(w[c, j]) for j in range(5)) * 2**frac + int(b[c]) for c in range(3)]
+        for i in range(2)
+    ]
     assert nm.head_logits(p, w, b, frac_bits=frac).tolist() == ref
 
 
@@ -417,6 +468,6 @@ def test_head_logits_preserve_argmax_under_positive_scale() -> None:
     p = rng.integers(0, 50, (64, 8))
     w = rng.integers(-127, 128, (10, 8))
     logits = nm.head_logits(p, w, np.zeros(10, np.int64), frac_bits=4)
-    real = (p.astype(np.float64) @ (w.astype(np.float64) * 0.0137).T)
+    real = p.astype(np.float64) @ (w.astype(np.float64) * 0.0137).T
     assert (logits.argmax(1) == real.argmax(1)).all()
     assert math.isclose(float(logits[0, 0]), float(p[0] @ w[0]) * 16)

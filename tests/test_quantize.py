@@ -18,11 +18,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
-from golden import numerics as nm
+from contract import numerics as nm
+from contract.intmodel import compare_traces, quantize_input
+from contract.manifest import check_test_vectors, load_export, make_test_vectors, write_export
 from golden.checkpoint import load_model
 from golden.data import build_dataset
-from golden.export import check_test_vectors, load_export, make_test_vectors, write_export
-from golden.intmodel import compare_traces, quantize_input
 from golden.models import create_model
 from golden.neuron import LIFNode, lif_loop
 from golden.quantize import (
@@ -68,8 +68,9 @@ def tiny(tiny_checkpoint: Path) -> tuple[nn.Module, Path]:
     return load_model(tiny_checkpoint)[0], tiny_checkpoint
 
 
-def assert_quantization_holds(model: nn.Module, dataset: torch.utils.data.Dataset, *, event: bool,
-                              export_to: Path) -> None:
+def assert_quantization_holds(
+    model: nn.Module, dataset: torch.utils.data.Dataset, *, event: bool, export_to: Path
+) -> None:
     fq = FakeQuantModel(model)
     int_model = to_int_model(fq, event=event)
     report = evaluate_quantization(model, fq, int_model, DataLoader(dataset, batch_size=100))
@@ -145,8 +146,9 @@ def test_int_lif_equals_numerics_lif(channel_axes: int) -> None:
     x = torch.randint(-3000, 3000, shape, generator=g).double()  # beyond +-2047: saturation
     theta = torch.randint(1, 600, (4,), generator=g).double()
     theta[0] = 1.0
-    lif = IntLIF(name="t", threshold=lambda: theta, channel_axes=channel_axes, gain=1.0, lif=LIFNode(),
-                 cfg=cfg)
+    lif = IntLIF(
+        name="t", threshold=lambda: theta, channel_axes=channel_axes, gain=1.0, lif=LIFNode(), cfg=cfg
+    )
     spikes = lif(x)
     t_np = theta.numpy().astype(np.int64).reshape((-1,) + (1,) * channel_axes)
     ref = nm.lif(x.numpy().astype(np.int64), t_np, leak_shift=1, membrane_bits=12)
@@ -160,8 +162,9 @@ def test_int_lif_gradient_equals_float_lif_gradient() -> None:
     theta = 64.0
     g = torch.Generator().manual_seed(4)
     x_int = (torch.randint(-8, 24, (4, 50), generator=g) * 16).double().requires_grad_(True)
-    lif = IntLIF(name="t", threshold=lambda: torch.tensor(theta), channel_axes=0, gain=1.0, lif=LIFNode(),
-                 cfg=cfg)
+    lif = IntLIF(
+        name="t", threshold=lambda: torch.tensor(theta), channel_axes=0, gain=1.0, lif=LIFNode(), cfg=cfg
+    )
     weights = torch.rand(4, 50, generator=g, dtype=torch.float64)
     (lif(x_int) * weights).sum().backward()
     x_float = (x_int.detach() / theta).requires_grad_(True)
@@ -185,8 +188,12 @@ def test_fake_quant_equals_integer_on_every_grouping(attention: str) -> None:
     assert compare_traces(int_trace, fq_trace) is None
     assert (fq_logits == int_logits).all()
     groupings = [op.params["grouping"] for op in int_model.ops if op.kind == "attention"]
-    assert groupings == {"joint": ["joint"] * 2, "divided": ["temporal", "spatial"] * 2,
-                         "spatial": ["spatial"] * 2}[attention]
+    assert (
+        groupings
+        == {"joint": ["joint"] * 2, "divided": ["temporal", "spatial"] * 2, "spatial": ["spatial"] * 2}[
+            attention
+        ]
+    )
     fires = [int_trace[op.name].mean() for op in int_model.ops if op.kind in ("conv", "linear", "attention")]
     assert sum(f > 0 for f in fires) >= len(fires) - 2  # the comparison is not between silent networks
 
@@ -219,8 +226,9 @@ def test_high_precision_fake_quant_tracks_the_float_model(digits_test: torch.uti
 
 # ----------------------------------------------------------------------------- trained models
 @pytest.mark.slow
-def test_hw_tiny_digits_integer_matches_float(tiny: tuple[nn.Module, Path],
-                                              digits_test: torch.utils.data.Dataset, tmp_path: Path) -> None:
+def test_hw_tiny_digits_integer_matches_float(
+    tiny: tuple[nn.Module, Path], digits_test: torch.utils.data.Dataset, tmp_path: Path
+) -> None:
     assert len(digits_test) == 359  # the full test split
     assert_quantization_holds(tiny[0], digits_test, event=False, export_to=tmp_path / "export")
 
@@ -236,16 +244,20 @@ def test_dvs_synthetic_integer_matches_float(attention: str, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_qat_fine_tuning_keeps_the_integer_model_exact(tiny: tuple[nn.Module, Path],
-                                                       digits_test: torch.utils.data.Dataset) -> None:
+def test_qat_fine_tuning_keeps_the_integer_model_exact(
+    tiny: tuple[nn.Module, Path], digits_test: torch.utils.data.Dataset
+) -> None:
     fq = FakeQuantModel(tiny[0])
     before = to_int_model(fq)
     train = Subset(build_dataset("digits", None, "train", timesteps=4), range(96))
     losses = finetune_qat(fq, DataLoader(train, batch_size=32), epochs=1, lr=1e-3, log=lambda _: None)
     assert len(losses) == 1 and np.isfinite(losses[0])
     after = to_int_model(fq)
-    changed = sum(int((a.tensors["weight"] != b.tensors["weight"]).sum()) for a, b in
-                  zip(before.ops, after.ops, strict=True) if "weight" in a.tensors)
+    changed = sum(
+        int((a.tensors["weight"] != b.tensors["weight"]).sum())
+        for a, b in zip(before.ops, after.ops, strict=True)
+        if "weight" in a.tensors
+    )
     assert changed > 0  # straight-through gradients reached the integer weights
     x = torch.stack([digits_test[i][0] for i in range(32)])
     fq_logits, fq_trace = fq.trace(x)
@@ -253,11 +265,29 @@ def test_qat_fine_tuning_keeps_the_integer_model_exact(tiny: tuple[nn.Module, Pa
 
 
 @pytest.mark.slow
-def test_cli_quantizes_reports_and_exports(tiny: tuple[nn.Module, Path], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_quantizes_reports_and_exports(
+    tiny: tuple[nn.Module, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "quant"
-    assert main(["--checkpoint", str(tiny[1]), "--data-root", str(tmp_path / "data"), "--out", str(out),
-                 "--samples", "5", "--limit", "100", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(tiny[1]),
+                "--data-root",
+                str(tmp_path / "data"),
+                "--out",
+                str(out),
+                "--samples",
+                "5",
+                "--limit",
+                "100",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "float" in printed and "integer" in printed
     assert "fake-quant == integer at every layer: yes" in printed

@@ -2,8 +2,8 @@
 """cocotb + Verilator regressions of the PEs, reachable from pytest (``make test``).
 
 Each parametrized case generates one named configuration of
-:data:`hw.params.PE_CONFIGS`, builds it under Verilator in ``build/sim/<name>`` and
-runs the PE's cocotb testbench against :mod:`golden.numerics`; a failing cocotb test
+:data:`protocol.params.PE_CONFIGS`, builds it under Verilator in ``build/sim/<name>`` and
+runs the PE's cocotb testbench against :mod:`contract.numerics`; a failing cocotb test
 raises :class:`sim.runner.SimulationError` and fails the case. The random vectors
 are split over a PE's configurations so each PE sees at least
 :data:`MIN_VECTORS_PER_PE` beats in total. ``make sim`` sweeps every configuration.
@@ -23,13 +23,14 @@ import os
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hw.attention_pe import SpikeAttention
 from hw.lif_pe import LIFArray
-from hw.params import PE_CONFIGS
 from hw.synapse_pe import SynapseArray
-from sim import flow, lint, runner
+from protocol.params import PE_CONFIGS
+from sim import flow, lint, runner, stimulus
 from sim.payload import PayloadCodec
 from sim.vectors import EXPORT_ENV, ExportedVectors, extract, find_export
 
@@ -72,7 +73,7 @@ def exported(request: pytest.FixtureRequest) -> ExportedVectors:
 def test_pytest_configs_exist() -> None:
     for kind, names in PYTEST_CONFIGS.items():
         missing = sorted(set(names) - set(PE_CONFIGS[kind]))
-        assert not missing, f"{missing} are not {kind} configurations in hw.params.PE_CONFIGS"
+        assert not missing, f"{missing} are not {kind} configurations in protocol.params.PE_CONFIGS"
 
 
 @pytest.mark.slow
@@ -93,8 +94,9 @@ def test_exported_model_vectors(exported: ExportedVectors) -> None:
     """Every PE kind has a pytest configuration that runs the exported model's vectors."""
     for kind, names in PYTEST_CONFIGS.items():
         compatible = [n for n in names if exported.compatible(PE_CONFIGS[kind][n])]
-        assert compatible, (f"no pytest {kind} configuration takes the exported model's vectors "
-                            f"({exported.summary[kind]})")
+        assert compatible, (
+            f"no pytest {kind} configuration takes the exported model's vectors ({exported.summary[kind]})"
+        )
 
 
 @pytest.mark.parametrize(("kind", "name"), [(k, n) for k, names in PYTEST_CONFIGS.items() for n in names])
@@ -102,8 +104,11 @@ def test_codec_matches_layout(kind: str, name: str) -> None:
     """The fast packer gives exactly Amaranth's ``layout.const(...).as_value().value``."""
     component = COMPONENTS[kind](PE_CONFIGS[kind][name])
     rng = random.Random(name)
-    ports = [port for port, member in component.signature.members.items()
-             if member.is_signature and "payload" in member.signature.members]
+    ports = [
+        port
+        for port, member in component.signature.members.items()
+        if member.is_signature and "payload" in member.signature.members
+    ]
     assert ports, f"{name} has no stream ports"
     for port in ports:
         codec = PayloadCodec.of(component, port)
@@ -114,6 +119,38 @@ def test_codec_matches_layout(kind: str, name: str) -> None:
             layout = codec.shape
             if hasattr(layout, "const"):
                 assert layout.const(value).as_value().value == word
+
+
+def _stimulus_payloads(kind: str, params: object, seed: int) -> dict[str, list[dict]]:
+    """Random and edge-case payloads of ``kind`` from :mod:`sim.stimulus`, per input port."""
+    rng = np.random.default_rng(seed)
+    if kind == "lif":
+        beats = [stimulus.lif_vectors(params, rng, 50), stimulus.lif_edge_vectors(params, rng, drives=8)]
+        return {"inp": [p for b in beats for p in stimulus.lif_payloads(b)]}
+    if kind == "synapse":
+        dots = stimulus.synapse_vectors(params, rng, 200) + stimulus.synapse_edge_vectors(params, rng)
+        return {"inp": [p for d in dots for p in stimulus.synapse_payloads(params, d, rng, shuffle=True)]}
+    groups = stimulus.attention_vectors(params, rng, 100) + stimulus.attention_edge_vectors(params, rng)
+    kv, q = stimulus.attention_payloads(groups)
+    return {"kv": kv, "q": q}
+
+
+@pytest.mark.parametrize(("kind", "name"), [(k, n) for k, names in PYTEST_CONFIGS.items() for n in names])
+def test_stimulus_fits_the_layouts_and_its_seed_reproduces_it(kind: str, name: str) -> None:
+    """Every generated payload packs into its port (the codec checks each field's range), and
+    a seed gives the same payload integers again, whatever simulator runs them."""
+    params = PE_CONFIGS[kind][name]
+    component = COMPONENTS[kind](params)
+    packed = {}
+    for seed in (1, 1, 2):
+        payloads = _stimulus_payloads(kind, params, seed)
+        packed.setdefault(seed, []).append(
+            {
+                port: [PayloadCodec.of(component, port).pack(p) for p in beats]
+                for port, beats in payloads.items()
+            }
+        )
+    assert packed[1][0] == packed[1][1] != packed[2][0]
 
 
 def test_codec_rejects_out_of_range() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hw.params import PE_CONFIGS
+from protocol.params import PE_CONFIGS
 from sim import flow, synth
 
 CONFIG = ("lif", "lif_l1_t4")
@@ -60,8 +60,9 @@ def test_synth_small_config(tmp_path: Path) -> None:
     assert resources.dsp == 0 and resources.bram36 == 0
     assert resources.utilisation()["lut"] < 1.0
 
-    md, csv_path = synth.write_tables([synth.SynthRow(name, kind, params.to_dict(), resources, 0.0)],
-                                      tmp_path / "synth")
+    md, csv_path = synth.write_tables(
+        [synth.SynthRow(name, kind, params.to_dict(), resources, 0.0)], tmp_path / "synth"
+    )
     assert f"| {name} | lif |" in md.read_text()
     with csv_path.open() as handle:
         rows = list(csv.DictReader(handle))

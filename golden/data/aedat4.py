@@ -24,7 +24,8 @@ A decompressed payload is a *size-prefixed* flatbuffer: ``u32 size``, ``u32`` ro
 offset, the 4-byte file identifier, then the tables. LZ4 payloads are LZ4 frames,
 ZSTD payloads zstd frames. Packets whose identifier is not ``EVTS`` (frames, IMU,
 triggers) are skipped; the infoNode XML (``<dv><node name="outInfo"><node name="ID">``
-with ``typeIdentifier`` and ``info/sizeX``, ``info/sizeY``) is parsed by
+with ``typeIdentifier``, ``compression`` and ``info/sizeX``, ``info/sizeY``,
+``info/source``) is parsed by
 :func:`aedat4_streams`.
 
 The Python flatbuffers runtime does not verify buffers, so every offset is
@@ -98,12 +99,19 @@ class IOHeader:
 
 @dataclass(frozen=True)
 class StreamInfo:
-    """One output stream declared in the IOHeader description."""
+    """One output stream declared in the IOHeader description.
+
+    ``compression`` repeats the IOHeader's compression name (iniVation writers set it
+    per stream); ``source`` is the camera name that dv-processing groups streams by.
+    Both are ``None`` when the description does not give them.
+    """
 
     stream_id: int
     type_identifier: str
     width: int | None
     height: int | None
+    compression: str | None = None
+    source: str | None = None
 
 
 class _Buffer:
@@ -210,6 +218,8 @@ def aedat4_streams(path: str | os.PathLike[str], header: IOHeader | None = None)
                         type_identifier=attrs.get("typeIdentifier", ""),
                         width=int(info["sizeX"]) if "sizeX" in info else None,
                         height=int(info["sizeY"]) if "sizeY" in info else None,
+                        compression=attrs.get("compression"),
+                        source=info.get("source"),
                     )
                 )
             except ValueError as exc:

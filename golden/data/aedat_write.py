@@ -118,12 +118,12 @@ def write_aedat3(
     Path(path).write_bytes(b"".join(parts))
 
 
-def _description(width: int, height: int) -> str:
+def _description(compression: Compression, width: int, height: int, source: str) -> str:
     dv = ET.Element("dv", version="2.0")
     out = ET.SubElement(dv, "node", name="outInfo", path="/mainloop/writer/outInfo/")
     stream = ET.SubElement(out, "node", name="0", path="/mainloop/writer/outInfo/0/")
     for key, value in (
-        ("compression", "NONE"),
+        ("compression", compression.name),
         ("originalModuleName", "golden.data"),
         ("originalOutputName", "events"),
         ("typeDescription", "Array of events (polarity ON/OFF)."),
@@ -133,13 +133,14 @@ def _description(width: int, height: int) -> str:
     info = ET.SubElement(stream, "node", name="info", path="/mainloop/writer/outInfo/0/info/")
     ET.SubElement(info, "attr", key="sizeX", type="int").text = str(width)
     ET.SubElement(info, "attr", key="sizeY", type="int").text = str(height)
+    ET.SubElement(info, "attr", key="source", type="string").text = source
     # The description must start with the <dv> element (no XML declaration).
     return ET.tostring(dv, encoding="unicode")
 
 
-def _ioheader(compression: Compression, width: int, height: int) -> bytes:
+def _ioheader(compression: Compression, width: int, height: int, source: str) -> bytes:
     builder = flatbuffers.Builder(1024)
-    description = builder.CreateString(_description(width, height))
+    description = builder.CreateString(_description(compression, width, height, source))
     builder.StartObject(3)
     builder.PrependInt32Slot(0, int(compression), 0)
     builder.PrependInt64Slot(1, -1, -1)
@@ -186,6 +187,7 @@ def write_aedat4(
     width: int = 128,
     height: int = 128,
     packet_size: int = 4096,
+    source: str = "golden.data",
 ) -> None:
     """Write events as an AEDAT 4.0 file with one event stream (id 0).
 
@@ -197,6 +199,9 @@ def write_aedat4(
         Sensor size recorded in the stream description; coordinates must fit.
     packet_size:
         Maximum events per packet.
+    source:
+        Camera name recorded as the stream's ``info/source``. iniVation's readers
+        (dv-processing) group streams by this attribute and refuse a file without it.
     """
     check_events(events)
     if isinstance(compression, str):
@@ -207,7 +212,9 @@ def write_aedat4(
             raise ValueError(f"compression must be one of {names}, not {compression!r}") from None
     _check_range(events, "x", 0, width - 1, "AEDAT 4.0")
     _check_range(events, "y", 0, height - 1, "AEDAT 4.0")
-    header = _ioheader(compression, width, height)
+    if not source:
+        raise ValueError("source (the camera name) must be a non-empty string")
+    header = _ioheader(compression, width, height, source)
     parts = [MAGIC, len(header).to_bytes(4, "little"), header]
     for sel in _chunks(len(events), packet_size):
         payload = _compress(_event_packet(events[sel]), compression)

@@ -22,6 +22,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from contract.files import atomic_path
+
 from .frames import events_to_frames
 
 __all__ = ["CachedEventFrames", "Recording", "Sample", "cache_dir_name", "register_event_dataset"]
@@ -93,10 +95,9 @@ class _Framer:
 
 
 def _save_atomic(path: Path, frames: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    # A handle, not a name: np.savez_compressed would append ".npz" to the temporary name.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, frames=frames)
-    os.replace(tmp, path)
 
 
 class CachedEventFrames(Dataset):
@@ -184,25 +185,40 @@ class CachedEventFrames(Dataset):
         return x, self.samples[index].label
 
 
-def register_event_dataset(cls: type[CachedEventFrames], *, name: str, classes: tuple[str, ...], sensor: int,
-                           default_timesteps: int) -> None:
+def register_event_dataset(
+    cls: type[CachedEventFrames], *, name: str, classes: tuple[str, ...], sensor: int, default_timesteps: int
+) -> None:
     """Register an event-camera dataset class under ``name``.
 
     Its items are ``[T, 2, size, size]`` integer event counts (``size`` defaults to the
     ``sensor`` resolution); ``augment`` selects the dataset's training transform
     (:func:`golden.data.transforms.resolve_transform`).
     """
-    from . import DatasetInfo, register_dataset
+    from .registry import DatasetInfo, register_dataset
     from .transforms import resolve_transform
 
     def info(*, size: int = sensor, **_: object) -> DatasetInfo:
-        return DatasetInfo(name=name, num_classes=len(classes), shape=(2, size, size), event=True,
-                           integer_input=True, input_max=None, class_names=classes, needs_root=True,
-                           default_timesteps=default_timesteps)
+        return DatasetInfo(
+            name=name,
+            num_classes=len(classes),
+            shape=(2, size, size),
+            event=True,
+            integer_input=True,
+            input_max=None,
+            class_names=classes,
+            needs_root=True,
+            default_timesteps=default_timesteps,
+        )
 
-    def build(root: str | os.PathLike[str], split: str, *, timesteps: int, augment: bool = False,
-              transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-              **kw: object) -> CachedEventFrames:
+    def build(
+        root: str | os.PathLike[str],
+        split: str,
+        *,
+        timesteps: int,
+        augment: bool = False,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        **kw: object,
+    ) -> CachedEventFrames:
         transform = resolve_transform(name, split, augment=augment, transform=transform)
         return cls(root=root, split=split, timesteps=timesteps, transform=transform, **kw)  # type: ignore[call-arg]
 

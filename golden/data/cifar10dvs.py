@@ -106,7 +106,8 @@ class CIFAR10DVS(CachedEventFrames):
     timesteps:
         Frames per sample.
     split_by:
-        ``"number"`` (the paper's setting) or ``"time"``.
+        ``"number"`` (the paper's setting), ``"time"`` or ``"time-spikingjelly"``
+        (:data:`golden.data.frames.SPLIT_MODES`).
     size:
         Frame side; coordinates are binned down from 128 when smaller (e.g. 48).
     format:

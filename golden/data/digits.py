@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import DatasetInfo, PathLike, register_dataset
+from .registry import DatasetInfo, PathLike, register_dataset
 
 __all__ = ["DigitsDataset", "digits_split", "load_digits_uint8"]
 

@@ -1,6 +1,6 @@
 """Event-to-frame integration: per-polarity event counts ``[T, 2, H, W]``.
 
-Two ways to cut a stream of ``N`` events into ``T`` frames (``split_by``):
+Three ways to cut a stream of ``N`` events into ``T`` frames (``split_by``):
 
 ``"number"``
     As SpikingJelly: frame ``k < T-1`` holds events ``k*m .. (k+1)*m - 1`` with
@@ -8,8 +8,21 @@ Two ways to cut a stream of ``N`` events into ``T`` frames (``split_by``):
     every event lands in the last frame).
 ``"time"``
     ``T`` equal windows over ``[t_min, t_max]``: an event at ``t`` goes to frame
-    ``floor((t - t_min) * T / (t_max - t_min + 1))``. Every event is counted
-    (SpikingJelly's version drops the tail that does not fill a whole window).
+    ``floor((t - t_min) * T / (t_max - t_min + 1))``. The windows are equally long
+    to within one microsecond, whatever ``T`` and the span.
+``"time-spikingjelly"``
+    SpikingJelly 2.0's time split (``cal_fixed_frames_number_segment_index``):
+    windows of a whole number of microseconds ``dt = floor((t_max - t_min) / T)``
+    from ``t_min``; an event goes to frame ``min(floor((t - t_min) / dt), T-1)``.
+    The last frame thus also holds ``t_min + T*dt .. t_max`` (up to ``T - 1``
+    microseconds more than ``dt``): SpikingJelly drops no event, but its edges of
+    frames ``1 .. T-1`` fall 1 to ``T - 1`` microseconds earlier than in ``"time"``.
+    For time-ordered events the frames equal SpikingJelly's wherever SpikingJelly
+    returns any: it raises ``IndexError`` when a window
+    ``[t_min + k*dt, t_min + (k+1)*dt)``, ``k < T``, holds no event (always when
+    ``dt = 0``). Here such a frame is empty, and with ``dt = 0`` every event goes to
+    the last frame, as SpikingJelly's documented formula (``j_l = argmin{k : t_k >=
+    t_0 + dt*j}``, ``j_r = N`` for the last frame) reads.
 
 Channel 0 counts OFF events (``p = 0``), channel 1 ON events; ``[.., y, x]``.
 Counting uses one ``np.bincount`` over flat indices, not a per-event loop.
@@ -23,7 +36,7 @@ from .events import check_events
 
 __all__ = ["SPLIT_MODES", "events_to_frames", "frame_index", "rescale_events"]
 
-SPLIT_MODES = ("number", "time")
+SPLIT_MODES = ("number", "time", "time-spikingjelly")
 
 
 def frame_index(events: np.ndarray, *, timesteps: int, split_by: str) -> np.ndarray:
@@ -45,6 +58,15 @@ def frame_index(events: np.ndarray, *, timesteps: int, split_by: str) -> np.ndar
         span = int(t.max()) - t0 + 1
         # (t - t0) * T fits int64 for any recording shorter than 2**63 / T microseconds.
         return (t - t0) * timesteps // span
+    if split_by == "time-spikingjelly":
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        t = events["t"]
+        t0 = int(t.min())
+        width = (int(t.max()) - t0) // timesteps
+        if width == 0:
+            return np.full(n, timesteps - 1, dtype=np.int64)
+        return np.minimum((t - t0) // width, timesteps - 1)
     raise ValueError(f"split_by must be one of {SPLIT_MODES}, not {split_by!r}")
 
 
@@ -60,7 +82,7 @@ def events_to_frames(
     timesteps:
         Number of frames ``T``.
     split_by:
-        ``"number"`` or ``"time"`` (see the module docstring).
+        ``"number"``, ``"time"`` or ``"time-spikingjelly"`` (see the module docstring).
     height, width:
         Frame size; every event must satisfy ``0 <= y < height``, ``0 <= x < width``.
 

@@ -136,7 +136,8 @@ class DVS128Gesture(CachedEventFrames):
     timesteps:
         Frames per sample.
     split_by:
-        ``"number"`` (the paper's setting) or ``"time"``.
+        ``"number"`` (the paper's setting), ``"time"`` or ``"time-spikingjelly"``
+        (:data:`golden.data.frames.SPLIT_MODES`).
     size:
         Frame side; coordinates are binned down from 128 when smaller.
     transform:

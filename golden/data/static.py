@@ -27,9 +27,9 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from . import DatasetInfo, register_dataset
 from .errors import DatasetLayoutError
 from .layout import resolve_base
+from .registry import DatasetInfo, register_dataset
 
 __all__ = ["CIFAR_STATS", "IMAGENET_MEAN", "IMAGENET_STD", "cifar_transform", "imagenet_transform"]
 

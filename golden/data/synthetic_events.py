@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import DatasetInfo, register_dataset
 from .frames import events_to_frames
 from .motion import PATTERNS, check_count, check_size, motion_events
+from .registry import DatasetInfo, register_dataset
 from .transforms import resolve_transform
 
 __all__ = ["SyntheticEvents"]

@@ -1,46 +1,13 @@
-"""Model registry: presets are registered by name and built with :func:`create_model`.
+"""Model families and their registry: presets are built by name with :func:`create_model`.
 
 Each model family lives in its own module and registers thin entrypoints with
-:func:`register_model`; importing this package imports every family, so
-``list_models()`` always sees all presets.
+:func:`register_model` (:mod:`golden.models.registry`); importing this package imports
+every family, so ``list_models()`` always sees all presets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import torch.nn as nn
+from . import hw_spikeformer, sj_spikformer, spikeformer  # noqa: F401  (families register themselves on import)
+from .registry import create_model, list_models, model_entrypoint, register_model
 
 __all__ = ["register_model", "create_model", "list_models", "model_entrypoint"]
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register ``fn`` under its name with ``_`` spelled ``-`` (``hw_tiny`` -> ``hw-tiny``)."""
-    name = fn.__name__.replace("_", "-")
-    if name in _REGISTRY:
-        raise ValueError(f"model preset {name!r} is registered twice")
-    _REGISTRY[name] = fn
-    return fn
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def model_entrypoint(name: str) -> Callable[..., nn.Module]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model preset {name!r}; known presets: {', '.join(list_models())}") from None
-
-
-def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build preset ``name``; keyword ``overrides`` replace fields of its config."""
-    return model_entrypoint(name)(**overrides)
-
-
-# Families register themselves on import (kept last: they import the functions above).
-from . import hw_spikeformer, spikeformer  # noqa: E402,F401

@@ -12,8 +12,12 @@ from .common import count_parameters
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m golden.models", description=__doc__)
-    parser.add_argument("presets", nargs="*", metavar="PRESET", help=f"presets to list (default: all of "
-                        f"{', '.join(list_models())})")
+    parser.add_argument(
+        "presets",
+        nargs="*",
+        metavar="PRESET",
+        help=f"presets to list (default: all of {', '.join(list_models())})",
+    )
     args = parser.parse_args(argv)
     names = args.presets or list_models()
     unknown = [n for n in names if n not in list_models()]

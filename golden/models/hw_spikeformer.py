@@ -1,7 +1,7 @@
 """Hardware Spikeformer: a fully spiking Spikeformer the accelerator can run exactly.
 
 Every tensor between layers is binary spikes or a small non-negative integer, and
-every layer has an integer reference in :mod:`golden.numerics`:
+every layer has an integer reference in :mod:`contract.numerics`:
 
 * tokenizer: ``conv (no bias) -> BN -> LIF [-> max-pool on spikes]`` stages;
   the image/event input is integer-valued and divided by ``input_max``;
@@ -31,7 +31,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..neuron import SURROGATES, LIFNode
-from . import register_model
 from .common import (
     ConfigError,
     apply_overrides,
@@ -40,8 +39,11 @@ from .common import (
     check_float,
     check_int,
     check_int_tuple,
+    owner,
     prepare_input,
+    where,
 )
+from .registry import register_model
 
 __all__ = [
     "ATTENTION_MODES",
@@ -119,8 +121,20 @@ class HwSpikeformerConfig:
     input_bits: int = 8
 
     def __post_init__(self) -> None:
-        for field in ("in_channels", "img_size", "num_classes", "timesteps", "tokenizer_kernel",
-                      "pool_kernel", "pool_stride", "embed_dim", "depth", "heads", "mlp_ratio", "input_bits"):
+        for field in (
+            "in_channels",
+            "img_size",
+            "num_classes",
+            "timesteps",
+            "tokenizer_kernel",
+            "pool_kernel",
+            "pool_stride",
+            "embed_dim",
+            "depth",
+            "heads",
+            "mlp_ratio",
+            "input_bits",
+        ):
             check_int(self, field)
         check_int(self, "pool_padding", minimum=0)
         channels = check_int_tuple(self, "tokenizer_channels")
@@ -132,22 +146,31 @@ class HwSpikeformerConfig:
         for field in ("tau", "attn_scale"):
             value = check_float(self, field)
             if math.log2(value) != round(math.log2(value)):
-                raise ConfigError(f"model config {self.name!r}: field {field!r} must be a power of two "
-                                  f"(the integer model shifts by it), not {value!r}")
+                raise ConfigError(
+                    f"{where(self, field)} must be a power of two "
+                    f"(the integer model shifts by it), not {value!r}"
+                )
         if self.tau < 2:
-            raise ConfigError(f"model config {self.name!r}: field 'tau' must be >= 2, not {self.tau!r}")
+            raise ConfigError(f"{where(self, 'tau')} must be >= 2, not {self.tau!r}")
         if self.tokenizer_kernel % 2 == 0:
-            raise ConfigError(f"model config {self.name!r}: field 'tokenizer_kernel' must be odd "
-                              f"('same' padding), not {self.tokenizer_kernel!r}")
+            raise ConfigError(
+                f"{where(self, 'tokenizer_kernel')} must be odd "
+                f"('same' padding), not {self.tokenizer_kernel!r}"
+            )
         if self.pool_padding > self.pool_kernel // 2:
-            raise ConfigError(f"model config {self.name!r}: field 'pool_padding' must be <= pool_kernel // 2 "
-                              f"= {self.pool_kernel // 2}, not {self.pool_padding!r}")
+            raise ConfigError(
+                f"{where(self, 'pool_padding')} must be <= pool_kernel // 2 "
+                f"= {self.pool_kernel // 2}, not {self.pool_padding!r}"
+            )
         if self.embed_dim % self.heads:
-            raise ConfigError(f"model config {self.name!r}: field 'heads' ({self.heads}) must divide "
-                              f"embed_dim ({self.embed_dim})")
+            raise ConfigError(
+                f"{where(self, 'heads')} ({self.heads}) must divide embed_dim ({self.embed_dim})"
+            )
         if self.token_grid < 1:
-            raise ConfigError(f"model config {self.name!r}: img_size {self.img_size} leaves no tokens after "
-                              f"{sum(self.tokenizer_pools)} pooling stage(s)")
+            raise ConfigError(
+                f"{owner(self)}: img_size {self.img_size} leaves no tokens after "
+                f"{sum(self.tokenizer_pools)} pooling stage(s)"
+            )
 
     @property
     def input_max(self) -> int:
@@ -175,8 +198,11 @@ class HwSpikeformerConfig:
 
 
 def _lif(cfg: HwSpikeformerConfig, v_threshold: float | None = None) -> LIFNode:
-    return LIFNode(tau=cfg.tau, v_threshold=cfg.v_threshold if v_threshold is None else v_threshold,
-                   surrogate=cfg.surrogate)
+    return LIFNode(
+        tau=cfg.tau,
+        v_threshold=cfg.v_threshold if v_threshold is None else v_threshold,
+        surrogate=cfg.surrogate,
+    )
 
 
 class SpikeMaxPool(nn.Module):
@@ -201,8 +227,9 @@ class SpikeMaxPool(nn.Module):
 class ConvBNLIF(nn.Module):
     """``conv (no bias) -> BatchNorm2d -> LIF -> [SpikeMaxPool]`` on ``[T, B, C, H, W]``."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, kernel: int, lif: LIFNode,
-                 pool: SpikeMaxPool | None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, *, kernel: int, lif: LIFNode, pool: SpikeMaxPool | None
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
@@ -229,8 +256,9 @@ class LinearBNLIF(nn.Module):
         return self.lif(y.view(*x.shape[:3], -1))
 
 
-def group_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, heads: int,
-                    grouping: str) -> torch.Tensor:
+def group_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, heads: int, grouping: str
+) -> torch.Tensor:
     """``(Q K^T) V`` per head inside each token group; ``[T, B, N, D]`` in and out, no scale.
 
     The inputs are spikes, so every product is an exact integer (< 2**24) in
@@ -351,8 +379,13 @@ class HwSpikeformer(nn.Module):
         pool = (cfg.pool_kernel, cfg.pool_stride, cfg.pool_padding)
         widths = (cfg.in_channels, *cfg.stage_channels)
         self.tokenizer = nn.ModuleList(
-            ConvBNLIF(cin, cout, kernel=cfg.tokenizer_kernel, lif=_lif(cfg),
-                      pool=SpikeMaxPool(*pool) if pooled else None)
+            ConvBNLIF(
+                cin,
+                cout,
+                kernel=cfg.tokenizer_kernel,
+                lif=_lif(cfg),
+                pool=SpikeMaxPool(*pool) if pooled else None,
+            )
             for cin, cout, pooled in zip(widths[:-1], widths[1:], cfg.tokenizer_pools, strict=True)
         )
         self.blocks = nn.ModuleList(HwBlock(cfg) for _ in range(cfg.depth))
@@ -361,8 +394,9 @@ class HwSpikeformer(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Integer-valued ``[B, T, C, H, W]`` or ``[B, C, H, W]`` -> residual stream ``[T, B, N, D]``."""
         cfg = self.cfg
-        x = prepare_input(x, timesteps=cfg.timesteps, in_channels=cfg.in_channels, img_size=cfg.img_size,
-                          model=cfg.name)
+        x = prepare_input(
+            x, timesteps=cfg.timesteps, in_channels=cfg.in_channels, img_size=cfg.img_size, model=cfg.name
+        )
         x = x.clamp(0, cfg.input_max) / cfg.input_max  # counts clip to input_bits; 1/max folds into layer 0
         for stage in self.tokenizer:
             x = stage(x)
@@ -385,13 +419,26 @@ _PRESETS: dict[str, HwSpikeformerConfig] = {
     # DVS128 Gesture at Spikformer-2-256 scale (the spiking-attention peer that reaches 98.3%):
     # four conv3x3 stages 2->32->64->128->256, each with max-pool (3, 2, 1): 128 -> 8x8 tokens.
     "hw-gesture": HwSpikeformerConfig(
-        name="hw-gesture", in_channels=2, img_size=128, num_classes=11, timesteps=16,
-        tokenizer_channels=(32, 64, 128), tokenizer_pools=(True, True, True, True),
-        pool_kernel=3, pool_stride=2, pool_padding=1, embed_dim=256, depth=2, heads=16, mlp_ratio=4),
+        name="hw-gesture",
+        in_channels=2,
+        img_size=128,
+        num_classes=11,
+        timesteps=16,
+        tokenizer_channels=(32, 64, 128),
+        tokenizer_pools=(True, True, True, True),
+        pool_kernel=3,
+        pool_stride=2,
+        pool_padding=1,
+        embed_dim=256,
+        depth=2,
+        heads=16,
+        mlp_ratio=4,
+    ),
 }
 # CIFAR10-DVS: the same network at T=4 with 10 classes (128x128 events, 8x8 tokens).
 _PRESETS["hw-cifar10dvs"] = apply_overrides(
-    _PRESETS["hw-gesture"], {"name": "hw-cifar10dvs", "num_classes": 10, "timesteps": 4})
+    _PRESETS["hw-gesture"], {"name": "hw-cifar10dvs", "num_classes": 10, "timesteps": 4}
+)
 
 
 def _build(name: str, overrides: dict[str, Any]) -> HwSpikeformer:

@@ -36,7 +36,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..neuron import SURROGATES, LIFNode
-from . import register_model
 from .common import (
     ConfigError,
     apply_overrides,
@@ -44,8 +43,11 @@ from .common import (
     check_float,
     check_int,
     check_int_tuple,
+    owner,
     prepare_input,
+    where,
 )
+from .registry import register_model
 
 __all__ = [
     "SpikeformerConfig",
@@ -111,8 +113,16 @@ class SpikeformerConfig:
     norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
-        for field in ("in_channels", "img_size", "num_classes", "timesteps", "kernel_size", "embed_dim",
-                      "depth", "heads"):
+        for field in (
+            "in_channels",
+            "img_size",
+            "num_classes",
+            "timesteps",
+            "kernel_size",
+            "embed_dim",
+            "depth",
+            "heads",
+        ):
             check_int(self, field)
         strides = check_int_tuple(self, "strides")
         channels = check_int_tuple(self, "channels", length=len(strides))
@@ -123,25 +133,28 @@ class SpikeformerConfig:
         check_choice(self, "surrogate", SURROGATES)
         for field in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
             if not 0.0 <= check_float(self, field, inclusive=True) < 1.0:
-                raise ConfigError(f"model config {self.name!r}: field {field!r} must lie in [0, 1), "
-                                  f"not {getattr(self, field)!r}")
+                raise ConfigError(f"{where(self, field)} must lie in [0, 1), not {getattr(self, field)!r}")
         if check_float(self, "tau") <= 1.0:
-            raise ConfigError(f"model config {self.name!r}: field 'tau' must be > 1 (PLIF), not {self.tau!r}")
+            raise ConfigError(f"{where(self, 'tau')} must be > 1 (PLIF), not {self.tau!r}")
         if self.kernel_size % 2 == 0:
-            raise ConfigError(f"model config {self.name!r}: field 'kernel_size' must be odd, "
-                              f"not {self.kernel_size!r}")
+            raise ConfigError(f"{where(self, 'kernel_size')} must be odd, not {self.kernel_size!r}")
         if channels[-1] != self.embed_dim:
-            raise ConfigError(f"model config {self.name!r}: the last tokenizer width channels[-1] = "
-                              f"{channels[-1]} must equal embed_dim = {self.embed_dim}")
+            raise ConfigError(
+                f"{owner(self)}: the last tokenizer width channels[-1] = "
+                f"{channels[-1]} must equal embed_dim = {self.embed_dim}"
+            )
         if self.embed_dim % self.heads:
-            raise ConfigError(f"model config {self.name!r}: field 'heads' ({self.heads}) must divide "
-                              f"embed_dim ({self.embed_dim})")
+            raise ConfigError(
+                f"{where(self, 'heads')} ({self.heads}) must divide embed_dim ({self.embed_dim})"
+            )
         size = self.img_size
         for stride in strides:
             # The conv branch gives ceil(size / s), the AvgPool shortcut floor(size / s).
             if size % stride:
-                raise ConfigError(f"model config {self.name!r}: img_size {self.img_size} is not divisible "
-                                  f"by the tokenizer strides {strides}")
+                raise ConfigError(
+                    f"{owner(self)}: img_size {self.img_size} is not divisible "
+                    f"by the tokenizer strides {strides}"
+                )
             size //= stride
 
     @property
@@ -163,18 +176,25 @@ class SpikeformerConfig:
 
 
 def _neuron(cfg: SpikeformerConfig) -> LIFNode:
-    return LIFNode(tau=cfg.tau, v_threshold=cfg.v_threshold, surrogate=cfg.surrogate, learnable_tau=True,
-                   liaf=cfg.neuron == "pliaf")
+    return LIFNode(
+        tau=cfg.tau,
+        v_threshold=cfg.v_threshold,
+        surrogate=cfg.surrogate,
+        learnable_tau=True,
+        liaf=cfg.neuron == "pliaf",
+    )
 
 
 class ConvBNNeuron(nn.Module):
     """``conv (no bias) -> BatchNorm2d -> PLIF`` on ``[T, B, C, H, W]``."""
 
-    def __init__(self, cfg: SpikeformerConfig, in_channels: int, out_channels: int, *, kernel: int,
-                 stride: int) -> None:
+    def __init__(
+        self, cfg: SpikeformerConfig, in_channels: int, out_channels: int, *, kernel: int, stride: int
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2,
-                              bias=False)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_channels)
         self.lif = _neuron(cfg)
 
@@ -365,8 +385,9 @@ class Spikeformer(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, T, C, H, W]`` or ``[B, C, H, W]`` -> normalized tokens ``[T, B, N, D]``."""
         cfg = self.cfg
-        x = prepare_input(x, timesteps=cfg.timesteps, in_channels=cfg.in_channels, img_size=cfg.img_size,
-                          model=cfg.name)
+        x = prepare_input(
+            x, timesteps=cfg.timesteps, in_channels=cfg.in_channels, img_size=cfg.img_size, model=cfg.name
+        )
         for block in self.tokenizer:
             x = block(x)
         x = x.flatten(3).transpose(2, 3)  # [T, B, D, H', W'] -> [T, B, N, D]
@@ -388,13 +409,28 @@ _PRESETS: dict[str, SpikeformerConfig] = {
     "spikeformer-gesture": SpikeformerConfig(name="spikeformer-gesture"),
     # CIFAR10-DVS: k=3, six SEW blocks, strides 2,1,2,1,2,1, widths 64,64,128,128,256,256.
     "spikeformer-cifar10dvs": SpikeformerConfig(
-        name="spikeformer-cifar10dvs", num_classes=10, timesteps=4, kernel_size=3,
-        strides=(2, 1, 2, 1, 2, 1), channels=(64, 64, 128, 128, 256, 256)),
+        name="spikeformer-cifar10dvs",
+        num_classes=10,
+        timesteps=4,
+        kernel_size=3,
+        strides=(2, 1, 2, 1, 2, 1),
+        channels=(64, 64, 128, 128, 256, 256),
+    ),
     # ImageNet: k=3, eight SEW blocks (strides 2,1 x4) 3->64..512, 224 -> 14x14, PLIAF neurons.
     "spikeformer-imagenet": SpikeformerConfig(
-        name="spikeformer-imagenet", in_channels=3, img_size=224, num_classes=1000, timesteps=4,
-        kernel_size=3, strides=(2, 1, 2, 1, 2, 1, 2, 1), channels=(64, 64, 128, 128, 256, 256, 512, 512),
-        embed_dim=512, heads=8, mlp_ratio=3.0, neuron="pliaf"),
+        name="spikeformer-imagenet",
+        in_channels=3,
+        img_size=224,
+        num_classes=1000,
+        timesteps=4,
+        kernel_size=3,
+        strides=(2, 1, 2, 1, 2, 1, 2, 1),
+        channels=(64, 64, 128, 128, 256, 256, 512, 512),
+        embed_dim=512,
+        heads=8,
+        mlp_ratio=3.0,
+        neuron="pliaf",
+    ),
 }
 
 

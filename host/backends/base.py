@@ -7,10 +7,11 @@ memory-to-stream and one stream-to-memory channel (each transfer of the send
 channel ends with TLAST; a receive transfer ends at the first TLAST), a clock and a
 way to let time pass. :class:`host.driver.Driver` is written against this interface
 only, so the same driver code runs on a board (:mod:`host.backends.pynq_backend`) and
-against the simulated RTL (:mod:`host.backends.cocotb_backend`).
+against the simulated RTL (:mod:`host.backends.native_backend`).
 
 On the simulation backend "time" is simulated time: a timeout of ``s`` seconds is
-``s * clock`` cycles, so a stuck core is detected deterministically.
+``s * clock`` cycles at the configuration's clock, so a stuck core is detected
+deterministically.
 """
 
 from __future__ import annotations

@@ -40,8 +40,11 @@ DMA_REGISTERS = {
 }
 _DMASR_IDLE = 1 << 1
 _DMACR_RESET = 1 << 2
-_DMASR_ERRORS = {4: "DMAIntErr (length or TLAST mismatch)", 5: "DMASlvErr (memory access error)",
-                 6: "DMADecErr (invalid address)"}
+_DMASR_ERRORS = {
+    4: "DMAIntErr (length or TLAST mismatch)",
+    5: "DMASlvErr (memory access error)",
+    6: "DMADecErr (invalid address)",
+}
 
 
 def dma_error_text(status: int) -> str:
@@ -90,8 +93,9 @@ class PynqBackend(Backend):
 
     name = "pynq"
 
-    def __init__(self, *, ip: _Registers, dma: Any, allocate: Any, poll_s: float = 50e-6,
-                 min_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, *, ip: _Registers, dma: Any, allocate: Any, poll_s: float = 50e-6, min_timeout_s: float = 1.0
+    ) -> None:
         for what, value in (("poll_s", poll_s), ("min_timeout_s", min_timeout_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"PynqBackend {what} must be a positive number of seconds, not {value!r}")
@@ -100,32 +104,44 @@ class PynqBackend(Backend):
         self.max_transfer_words = int(dma.buffer_max_size) // WORD_BYTES
 
     @classmethod
-    def from_overlay(cls, bitfile: str | Path, *, ip_name: str | None = None, dma_name: str | None = None,
-                     download: bool = True, **kwargs: Any) -> PynqBackend:
+    def from_overlay(
+        cls,
+        bitfile: str | Path,
+        *,
+        ip_name: str | None = None,
+        dma_name: str | None = None,
+        download: bool = True,
+        **kwargs: Any,
+    ) -> PynqBackend:
         """Load the overlay ``bitfile`` (its ``.hwh`` beside it) and bind the accelerator and the DMA."""
         try:
             import pynq
         except ImportError as exc:
             raise BackendUnavailable(
                 f"the pynq backend needs the pynq package ({exc}); it comes with PYNQ board images, "
-                f"elsewhere `pip install 'spikeformer-codesign[board]'`") from None
+                f"elsewhere `pip install 'spikeformer-codesign[board]'`"
+            ) from None
         from ..bitstream import DMA_INSTANCE, IP_INSTANCE
 
         bit = Path(bitfile)
         for path in (bit, bit.with_suffix(".hwh")):
             if not path.is_file():
-                raise BackendUnavailable(f"overlay file {path} is missing (a PYNQ overlay is NAME.bit with "
-                                         f"NAME.hwh beside it; `make bitstream` writes both)")
+                raise BackendUnavailable(
+                    f"overlay file {path} is missing (a PYNQ overlay is NAME.bit with "
+                    f"NAME.hwh beside it; `make bitstream` writes both)"
+                )
         overlay = pynq.Overlay(str(bit), download=download)
         names = list(overlay.ip_dict)
         ip_name = ip_name or IP_INSTANCE
         dma_name = dma_name or DMA_INSTANCE
         for role, name in (("accelerator", ip_name), ("DMA", dma_name)):
             if name not in overlay.ip_dict:
-                raise BackendUnavailable(f"overlay {bit.name} has no {role} IP named {name!r}; its IPs: "
-                                         f"{', '.join(names)}")
-        return cls(ip=getattr(overlay, ip_name), dma=getattr(overlay, dma_name), allocate=pynq.allocate,
-                   **kwargs)
+                raise BackendUnavailable(
+                    f"overlay {bit.name} has no {role} IP named {name!r}; its IPs: {', '.join(names)}"
+                )
+        return cls(
+            ip=getattr(overlay, ip_name), dma=getattr(overlay, dma_name), allocate=pynq.allocate, **kwargs
+        )
 
     # ------------------------------------------------------------------ registers
     def read(self, offset: int) -> int:

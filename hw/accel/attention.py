@@ -24,11 +24,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
-from hw.accel.config import AcceleratorConfig
-from hw.accel.descriptors import Grouping
 from hw.accel.ports import engine_members
 from hw.arith import equals, word_at
 from hw.attention_pe import SpikeAttention
+from protocol.config import AcceleratorConfig
+from protocol.descriptors import Grouping
 
 __all__ = ["AttentionEngine"]
 

@@ -30,12 +30,12 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import Out
 
 from hw.accel.banked import BankedMemory
-from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage, registered
 from hw.accel.ports import ADDRESS_BITS, engine_members
 from hw.accel.serial_synapse import SerialSynapseArray
 from hw.arith import equals
 from hw.synapse_pe import SynapseArray
+from protocol.config import STREAM_BITS, AcceleratorConfig
 
 __all__ = ["ConvEngine"]
 

@@ -1,13 +1,13 @@
 """The accelerator core: command sequencer, activation memory, LIF unit and engines.
 
 After ``start`` the sequencer reads commands from ``words_in``: it collects a
-descriptor (:data:`hw.accel.descriptors.DESC_WORDS` words), checks magic, checksum,
-opcode, command index and the field rules of :func:`hw.accel.descriptors.field_checks`,
+descriptor (:data:`protocol.descriptors.DESC_WORDS` words), checks magic, checksum,
+opcode, command index and the field rules of :func:`protocol.descriptors.field_checks`,
 then starts the engine of the opcode, which consumes the command's payload and
 produces its output; ``END`` finishes the program. The activation memory (one read
 and one write port) and the LIF unit are shared and routed to the running engine.
 
-Errors (:class:`hw.accel.regmap.ErrorFlag`): a bad descriptor stops the program and
+Errors (:class:`protocol.regmap.ErrorFlag`): a bad descriptor stops the program and
 drains the input up to its TLAST; an input TLAST anywhere but on the last word of
 ``END`` stops it (``TRUNCATED``); an out-of-range activation address is suppressed
 and flagged (``ADDRESS``); an accumulator or group overflow is flagged (``OVERFLOW``);
@@ -24,16 +24,17 @@ from amaranth.lib.wiring import In, Out
 
 from hw.accel.attention import AttentionEngine
 from hw.accel.banked import BankedMemory
-from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.conv import ConvEngine
-from hw.accel.descriptors import DESC_WORDS, DESCRIPTOR_LAYOUT, MAGIC, Opcode, field_checks
 from hw.accel.elementwise import AddEngine, PoolEngine
 from hw.accel.head import HeadEngine
+from hw.accel.layouts import DESCRIPTOR_LAYOUT
 from hw.accel.lifunit import LIFUnit
 from hw.accel.ports import word_stream
-from hw.accel.regmap import DescriptorFault, ErrorFlag
 from hw.accel.transfer import LoadEngine, StoreEngine
 from hw.arith import equals
+from protocol.config import STREAM_BITS, AcceleratorConfig
+from protocol.descriptors import DESC_WORDS, MAGIC, Opcode, field_checks
+from protocol.regmap import DescriptorFault, ErrorFlag
 
 __all__ = ["AcceleratorCore", "ENGINES"]
 
@@ -67,7 +68,7 @@ class AcceleratorCore(wiring.Component):
     busy, done : Out(1)
         A program is running / the last one finished (cleared by ``start``).
     error : Out(4)
-        Sticky :class:`~hw.accel.regmap.ErrorFlag` bits of the last program.
+        Sticky :class:`~protocol.regmap.ErrorFlag` bits of the last program.
     detail : Out(32)
         ``FAULT | RULE << 8 | OPCODE << 16`` of a descriptor error (register ``DETAIL``).
     error_command : Out(32)
@@ -178,7 +179,7 @@ class AcceleratorCore(wiring.Component):
             m.next = "IDLE"
 
         # Descriptor checks, in order of precedence.
-        rules = field_checks(desc, cfg)
+        rules = field_checks(desc, cfg, select=Mux, equals=equals)
         opcode_ok = Cat(*(equals(desc.opcode, int(op)) for op in Opcode)).any()
         rule_fail = Signal()
         rule_number = Signal(8)

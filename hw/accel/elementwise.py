@@ -2,9 +2,9 @@
 
 Both work on whole activation words, so every operation covers the ``T`` time steps
 at once: a max-pool of spikes is the OR of the window's words
-(:func:`golden.numerics.maxpool2d` on 0/1 values, zero padding), and a residual add is
+(:func:`contract.numerics.maxpool2d` on 0/1 values, zero padding), and a residual add is
 a ripple-carry addition over bit planes, LSB first, with a ``T``-bit carry
-(:func:`golden.numerics.residual_add`).
+(:func:`contract.numerics.residual_add`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
-from hw.accel.config import AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage, registered
 from hw.accel.ports import ADDRESS_BITS, engine_members
 from hw.arith import equals
+from protocol.config import AcceleratorConfig
 
 __all__ = ["PoolEngine", "AddEngine"]
 

@@ -1,11 +1,11 @@
 """``HEAD``: sum-pool over time and tokens, then integer logits to the output stream.
 
-``P[c] = sum_{n, t} x[t, n, c]`` (:func:`golden.numerics.sum_pool`) is accumulated
+``P[c] = sum_{n, t} x[t, n, c]`` (:func:`contract.numerics.sum_pool`) is accumulated
 from the bit-plane words as ``sum_b 2**b popcount(word_{n,c,b})``, one word per cycle,
 into the pool memory. Then, per class ``j``, the payload brings its 64-bit bias and
 its ``D`` weights (``64 / weight_bits`` per stream word), one multiply-accumulate per
 cycle gives ``sum_c W[j, c] P[c]``, and the logit ``(acc << F) + bias``
-(:func:`golden.numerics.head_logits`, int64) goes to the output stream; the last
+(:func:`contract.numerics.head_logits`, int64) goes to the output stream; the last
 class's word carries ``last``.
 """
 
@@ -15,10 +15,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage, registered
 from hw.accel.ports import ADDRESS_BITS, engine_members
 from hw.arith import extend, tree_sum, word_at
+from protocol.config import STREAM_BITS, AcceleratorConfig
 
 __all__ = ["HeadEngine"]
 

@@ -21,18 +21,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.accel.config import AcceleratorConfig
 from hw.accel.ports import ADDRESS_BITS, amem_write_signature, lif_job_layout
 from hw.arith import equals, word_at
 from hw.lif_pe import LIFArray
+from protocol.config import AcceleratorConfig
 
-__all__ = ["LIFUnit", "spike_fifo_depth"]
-
-
-def spike_fifo_depth(config: AcceleratorConfig) -> int:
-    """Beats the spike FIFO holds: two synapse results' jobs, so the writer never waits
-    for the next result while the current one is written."""
-    return 2 * config.chunks + 1
+__all__ = ["LIFUnit"]
 
 
 class LIFUnit(wiring.Component):
@@ -75,7 +69,7 @@ class LIFUnit(wiring.Component):
         lanes = params.lanes
         lane_bits = lanes.bit_length()
 
-        depth = spike_fifo_depth(cfg)
+        depth = cfg.spike_fifo_depth
         m.submodules.lif = lif = LIFArray(params)
         m.submodules.spikes = spikes = SyncFIFO(width=lanes * params.timesteps, depth=depth)
         m.submodules.tags = tags = SyncFIFO(width=ADDRESS_BITS + lane_bits, depth=params.latency + depth + 2)

@@ -13,8 +13,8 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accel.config import STREAM_BITS, AcceleratorConfig
-from hw.accel.descriptors import DESCRIPTOR_LAYOUT
+from hw.accel.layouts import DESCRIPTOR_LAYOUT
+from protocol.config import STREAM_BITS, AcceleratorConfig
 
 __all__ = [
     "ADDRESS_BITS",

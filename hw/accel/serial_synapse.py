@@ -31,9 +31,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden import numerics
+from contract import numerics
 from hw.arith import extend, saturate
-from hw.params import SynapseArrayParams
+from protocol.params import SynapseArrayParams
 
 __all__ = ["SerialSynapseArray", "WORDS_PER_BEAT", "input_layout", "output_layout", "dot_product_beats"]
 

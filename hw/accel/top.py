@@ -5,7 +5,7 @@ Port names follow Vivado's interface inference (``s_axi_*``, ``s_axis_*``, ``m_a
 ``aresetn`` (active low, synchronous) resets it, so the generated Verilog has exactly
 these ports and no ``clk``/``rst`` of its own.
 
-The register decoder is built from :data:`hw.accel.regmap.REGISTERS`: every readable
+The register decoder is built from :data:`protocol.regmap.REGISTERS`: every readable
 register must have a value here (a missing one is an elaboration error), so the
 register map, the RTL, the driver and the docs cannot drift apart. Reads take three
 cycles (address, profile memory, data); writes are answered with ``OKAY`` (writes to
@@ -30,9 +30,9 @@ from amaranth.hdl import (
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.accel import regmap
-from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.core import AcceleratorCore
+from protocol import regmap
+from protocol.config import STREAM_BITS, AcceleratorConfig
 
 __all__ = ["AcceleratorTop", "TOP_NAME", "port_names"]
 
@@ -210,7 +210,7 @@ class AcceleratorTop(wiring.Component):
             if reg.access == "WO":
                 continue
             if reg.name not in values:
-                raise AssertionError(f"register {reg.name} of hw.accel.regmap has no value in the top")
+                raise AssertionError(f"register {reg.name} of protocol.regmap has no value in the top")
             value = values[reg.name]
             out[reg.name] = _pack_fields(reg, value) if isinstance(value, Mapping) else Value.cast(value)
         return out

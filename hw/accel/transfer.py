@@ -1,7 +1,7 @@
 """``LOAD`` and ``STORE``: move activation words between the streams and the activation memory.
 
 A stream word carries ``64 / T`` activation words, the lowest address in the lowest
-bits (:func:`hw.accel.program.words_to_stream`). Both engines move one activation word
+bits (:func:`protocol.program.words_to_stream`). Both engines move one activation word
 per cycle; ``STORE`` ends its packet with ``last`` (AXI4-Stream TLAST).
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 
-from hw.accel.config import STREAM_BITS, AcceleratorConfig
 from hw.accel.loops import LoopNest, read_stage
 from hw.accel.ports import engine_members
 from hw.arith import word_at
+from protocol.config import STREAM_BITS, AcceleratorConfig
 
 __all__ = ["LoadEngine", "StoreEngine"]
 
