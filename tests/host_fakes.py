@@ -69,7 +69,10 @@ class FakeCore:
     """Register file and behaviour of the accelerator; ``mode`` injects faults.
 
     ``"normal"``; ``"hang"`` (takes the stream, never signals DONE); ``"stall"`` (never
-    takes the stream); ``"long_packet"`` (sends one word more than the program says).
+    takes the stream); ``"long_packet"`` / ``"short_packet"`` (the last packet has one word
+    more / fewer than the program says); ``"late_fault"`` (every packet arrives and both DMA
+    channels go idle, then DONE comes with the OVERFLOW flag of the last command, as an
+    overflow the core only notices at the end would).
     ``corrupt_conv=k`` inverts the spikes the k-th CONV command writes (a wrong layer).
     """
 
@@ -165,6 +168,11 @@ class FakeCore:
                 offset += size
         if self.mode == "long_packet":
             self.packets[-1] = np.append(self.packets[-1], np.uint64(0))
+        if self.mode == "short_packet":
+            self.packets[-1] = self.packets[-1][:-1]
+        if self.mode == "late_fault":
+            self.error = int(regmap.ErrorFlag.OVERFLOW)
+            self.error_command = len(self.emulator.executed) - 1
         self.commands = len(self.emulator.executed)
         self.cycles = int(words.size) + 1000 * self.commands
         self.busy, self.done = False, True

@@ -249,6 +249,38 @@ def test_packet_longer_than_the_program_says(flavour, model, program) -> None:
         Driver(backend, program).run(random_input(model, 1, seed=9))
 
 
+def test_packet_shorter_than_the_program_says(flavour, model, program) -> None:
+    backend, device = make_backend(flavour, CONFIG, mode="short_packet")
+    last = program.outputs[-1]
+    with pytest.raises(
+        DMAError, match=rf"{last.name!r} had {last.words - 1} words, the program sends {last.words}"
+    ):
+        Driver(backend, program).run(random_input(model, 1, seed=9))
+    assert device.core.soft_resets == 1
+
+
+def test_fault_after_both_dma_channels_went_idle(flavour, model, program) -> None:
+    """Every packet arrived and both channels are idle: only DONE's error check sees the fault."""
+    backend, device = make_backend(flavour, CONFIG, mode="late_fault")
+    seen = []  # the DMA channels' idle bits whenever the driver reads ERROR
+    read = device.core.read
+
+    def spy(offset: int) -> int:
+        if offset == regmap.offset("ERROR"):
+            seen.append((device.mm2s.idle, device.s2mm.idle, len(device.core.packets)))
+        return read(offset)
+
+    device.core.read = spy
+    driver = Driver(backend, program)
+    with pytest.raises(AcceleratorFault) as info:
+        driver.run(random_input(model, 1, seed=9))
+    assert seen == [(True, True, 0)]
+    fault = info.value
+    assert fault.flags == regmap.ErrorFlag.OVERFLOW and fault.stage == "run" and fault.sample == 0
+    assert fault.command == len(program.commands) - 1 and fault.command_name == program.commands[-1].name
+    assert device.core.soft_resets == 1
+
+
 def test_constructor_checks(program) -> None:
     backend, _ = make_backend("thin", CONFIG)
     with pytest.raises(TypeError, match="Backend"):
