@@ -260,7 +260,7 @@ def _layer_entry(op: Op, model: IntModel, writer: _TensorWriter, bound: Any) -> 
         "reference": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in op.reference.items()},
         "bounds": {"input_max": list(bound.input_max), "output_max": bound.output_max},
     }
-    if op.kind in ("conv", "linear", "attention", "head"):
+    if op.kind in ("conv", "conv_maxpool", "linear", "attention", "head"):
         entry["bounds"].update(
             acc_range=list(bound.acc_range),
             acc_bits=bound.acc_bits,

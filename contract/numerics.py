@@ -46,6 +46,7 @@ __all__ = [
     "attention_accumulate",
     "attention_current",
     "maxpool2d",
+    "current_maxpool2d",
     "residual_add",
     "sum_pool",
     "head_logits",
@@ -251,6 +252,30 @@ def maxpool2d(s: np.ndarray, *, kernel: int, stride: int, padding: int = 0) -> n
         raise ValueError("max-pool with zero padding needs non-negative inputs")
     pad = [(0, 0)] * (s.ndim - 2) + [(padding, padding), (padding, padding)]
     padded = np.pad(s, pad)
+    h, w = padded.shape[-2:]
+    oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(-2, -1))
+    return windows[..., ::stride, ::stride, :, :][..., :oh, :ow, :, :].max(axis=(-2, -1))
+
+
+def current_maxpool2d(
+    x: np.ndarray, *, kernel: int, stride: int, padding: int, membrane_bits: int
+) -> np.ndarray:
+    """Max-pool ``[..., H, W]`` of saturated LIF input currents (docs/numerics.md section 6).
+
+    Currents may be negative, so padded taps hold the minimum ``M``-bit current
+    ``-2^(M-1)``: no current of the window is below it, which makes them the same as
+    skipped taps (the float model pads with ``-inf``) as long as every window holds one
+    real tap (``padding <= kernel // 2``). ``x`` must already be saturated to ``M`` bits.
+    """
+    x = _as_int(x, "x")
+    lo, hi = signed_range(membrane_bits)
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise ValueError(f"currents must be saturated to {membrane_bits} bits, got [{x.min()}, {x.max()}]")
+    if padding > kernel // 2:
+        raise ValueError(f"padding {padding} > kernel // 2 = {kernel // 2} leaves windows without a real tap")
+    pad = [(0, 0)] * (x.ndim - 2) + [(padding, padding), (padding, padding)]
+    padded = np.pad(x, pad, constant_values=lo)
     h, w = padded.shape[-2:]
     oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
     windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(-2, -1))

@@ -110,7 +110,7 @@ class OverflowReport:
         """Plain-text table: op, kind, input bounds, accumulator / current ranges and widths."""
         rows = [("op", "kind", "R in", "acc range", "acc bits", "current range", "cur bits", "ok")]
         for b in self.ops:
-            has_acc = b.kind in ("conv", "linear", "attention", "head")
+            has_acc = b.kind in ("conv", "conv_maxpool", "linear", "attention", "head")
             rows.append(
                 (
                     b.name,
@@ -224,7 +224,7 @@ def overflow_report(model: IntModel) -> OverflowReport:
     bounds = []
     for op in model.ops:
         rs = tuple(value_max[name] for name in op.inputs)
-        if op.kind in ("conv", "linear"):
+        if op.kind in ("conv", "conv_maxpool", "linear"):
             bound = _synapse_bound(op, rs[0], model)
         elif op.kind == "attention":
             bound = _attention_bound(op, rs, model)

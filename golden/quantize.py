@@ -45,7 +45,8 @@ from .neuron import LIFNode, SurrogateSpike
 __all__ = [
     "QuantizationError",
     "QuantizationWarning",
-    "SJ_MISSING_OPS",
+    "SJ_COMPILER_MISSING",
+    "SJ_INPUT_BITS",
     "numerics_for",
     "fold_batchnorm",
     "channel_scales",
@@ -61,14 +62,13 @@ class QuantizationError(ValueError):
     """The float model cannot be quantized under the integer rules (the message names the module)."""
 
 
-SJ_MISSING_OPS = (
-    "pool-before-LIF (max-pool of currents in stem stages)",
-    "the positional-encoding residual (pe spikes + stem spikes)",
-    "fused qkv with channel-major ((V K^T) Q) attention",
-    "the mean/Linear head per time step averaged over T",
-    "real-valued input without input_bits",
-)
-"""Ops of :class:`~golden.models.sj_spikformer.SjSpikformer` the integer side does not have yet."""
+SJ_INPUT_BITS = 8
+"""Input width of an ``sj-spikformer``: SpikingJelly does not scale its input, so the integer
+input is the float model's own (pixels or event counts 0..255); see docs/numerics.md section 13."""
+
+SJ_COMPILER_MISSING = ("conv_maxpool (max-pool of currents before the LIF)",)
+"""Ops of a quantized ``sj-spikformer`` the accelerator (RTL and compiler) does not have yet;
+the integer model has them all (docs/numerics.md section 13)."""
 
 
 class QuantizationWarning(UserWarning):
@@ -96,12 +96,13 @@ def numerics_for(
     a power of two or differs between layers.
     """
     if isinstance(model, SjSpikformer):
+        input_bits = SJ_INPUT_BITS  # the float model's own input: integer pixels / counts 0..255
+    elif isinstance(model, HwSpikeformer):
+        input_bits = model.cfg.input_bits
+    else:
         raise QuantizationError(
-            f"{model.cfg.name}: SpikingJelly's Spikformer does not quantize yet: the integer "
-            f"reference and the RTL lack {', '.join(SJ_MISSING_OPS)}"
+            f"only Hardware Spikeformer and sj-spikformer models quantize, not {type(model).__name__}"
         )
-    if not isinstance(model, HwSpikeformer):
-        raise QuantizationError(f"only Hardware Spikeformer models quantize, not {type(model).__name__}")
     shifts = set()
     for name, module in model.named_modules():
         if isinstance(module, LIFNode):
@@ -122,7 +123,7 @@ def numerics_for(
         frac_bits=frac_bits,
         membrane_bits=membrane_bits,
         leak_shift=shifts.pop(),
-        input_bits=model.cfg.input_bits,
+        input_bits=input_bits,
     )
 
 
@@ -388,7 +389,8 @@ class _QuantHead(nn.Module):
 
 # --------------------------------------------------------------------------- the fake-quant model
 class FakeQuantModel(nn.Module):
-    """Float64 emulation of the integer model around a copy of a :class:`HwSpikeformer`.
+    """Float64 emulation of the integer model around a copy of a :class:`HwSpikeformer` or
+    :class:`SjSpikformer` (the latter set up by :func:`golden.interop.quantize.install_sj_fake_quant`).
 
     Parameters
     ----------
@@ -404,7 +406,7 @@ class FakeQuantModel(nn.Module):
         (trainable by quantization-aware fine-tuning).
     """
 
-    def __init__(self, model: HwSpikeformer, numerics: NumericsConfig | None = None) -> None:
+    def __init__(self, model: HwSpikeformer | SjSpikformer, numerics: NumericsConfig | None = None) -> None:
         super().__init__()
         cfg = numerics or numerics_for(model)
         expected = numerics_for(
@@ -421,6 +423,11 @@ class FakeQuantModel(nn.Module):
         self.quantizers = nn.ModuleList()
         self._hook_names: dict[str, str] = {}
         net = self.net
+        if isinstance(net, SjSpikformer):
+            from .interop.quantize import install_sj_fake_quant
+
+            install_sj_fake_quant(self)
+            return
         for i, stage in enumerate(net.tokenizer):
             # The float model divides its input by input_max: that constant folds into layer 0.
             in_scale = float(net.cfg.input_max) if i == 0 else 1.0
@@ -450,8 +457,7 @@ class FakeQuantModel(nn.Module):
     def _replace_synapse(self, name: str, layer: ConvBNLIF | LinearBNLIF, *, in_scale: float = 1.0) -> None:
         is_conv = isinstance(layer, ConvBNLIF)
         float_layer = layer.conv if is_conv else layer.linear
-        quant = _SynapseQuantizer(name, float_layer, layer.bn, layer.lif, self.numerics, in_scale)
-        self.quantizers.append(quant)
+        quant = self._new_quantizer(name, float_layer, layer.bn, layer.lif, in_scale=in_scale)
         if is_conv:
             layer.conv = _QuantConv(quant)
         else:
@@ -466,6 +472,14 @@ class FakeQuantModel(nn.Module):
             cfg=self.numerics,
             recorder=self._recorder,
         )
+
+    def _new_quantizer(
+        self, name: str, layer: nn.Module, bn: nn.Module, lif: LIFNode, *, in_scale: float = 1.0
+    ) -> _SynapseQuantizer:
+        """A registered :class:`_SynapseQuantizer` of ``layer`` + ``bn`` (thresholds of ``lif``)."""
+        quant = _SynapseQuantizer(name, layer, bn, lif, self.numerics, in_scale)  # type: ignore[arg-type]
+        self.quantizers.append(quant)
+        return quant
 
     def _install_value_hooks(self) -> None:
         """Record the non-LIF values (pool, tokens, residual adds) under their integer-model op names."""
@@ -498,7 +512,7 @@ class FakeQuantModel(nn.Module):
         x = x.double()
         if bool((x != torch.round(x)).any()) or bool((x < 0).any()):
             raise ValueError("FakeQuantModel input must hold non-negative integers (pixels or event counts)")
-        return self.net(torch.clamp(x, 0.0, float(self.net.cfg.input_max)))
+        return self.net(torch.clamp(x, 0.0, float(self.numerics.input_max)))
 
     @torch.no_grad()
     def trace(self, x: torch.Tensor) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -543,6 +557,8 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
     """
     fq.refresh()
     net, cfg = fq.net, fq.numerics
+    if isinstance(net, SjSpikformer):
+        return _sj_int_model(fq, event=event)
     quants = {q.name: q for q in fq.quantizers}
 
     def synapse(name: str, kind: str, inputs: tuple[str, ...], **params: int) -> Op:
@@ -628,6 +644,32 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
         timesteps=mcfg.timesteps,
         num_classes=mcfg.num_classes,
         ops=tuple(ops),
+        preset=mcfg.name,
+        model_config=_config_dict(mcfg),
+        event=event,
+    )
+
+
+def _sj_int_model(fq: FakeQuantModel, *, event: bool) -> IntModel:
+    from .interop.quantize import sj_int_ops
+
+    net, cfg = fq.net, fq.numerics
+    w_q, b_q, alpha = net.head.quantize()
+    ops = sj_int_ops(fq)
+    head = Op(
+        name="head",
+        kind="head",
+        inputs=(ops[-1].name,),
+        tensors={"weight": _ints(w_q, "head weight"), "bias": _ints(b_q, "head bias")},
+        reference={"logit_scale": float(alpha) / (net.head.tokens * 2**cfg.frac_bits)},
+    )
+    mcfg = net.cfg
+    return IntModel(
+        numerics=cfg,
+        input_shape=(mcfg.in_channels, mcfg.img_size, mcfg.width),
+        timesteps=mcfg.timesteps,
+        num_classes=mcfg.num_classes,
+        ops=(*ops, head),
         preset=mcfg.name,
         model_config=_config_dict(mcfg),
         event=event,

@@ -35,6 +35,8 @@ from contract.intmodel import LIF_KINDS, IntModel, compare_traces, quantize_inpu
 from contract.manifest import check_test_vectors, load_export, make_test_vectors, write_export
 from contract.overflow import overflow_report
 
+from .interop.quantize import sj_float_spikes
+from .models.sj_spikformer import SjSpikformer
 from .neuron import LIFNode
 from .quantize import FakeQuantModel, numerics_for, to_int_model
 
@@ -201,7 +203,10 @@ def evaluate_quantization(
                 if stats.kind in LIF_KINDS:
                     stats.int_spikes += int(value.sum())
                 if stats.lif and stats.lif in hooks.spikes:
-                    spikes = hooks.spikes[stats.lif].cpu().numpy().astype(np.int64)
+                    spikes = hooks.spikes[stats.lif]
+                    if isinstance(fq.net, SjSpikformer):  # channel-major tokens, fused qkv
+                        spikes = sj_float_spikes(int_model.op(stats.name), spikes, fq.net.cfg.embed_dim)
+                    spikes = spikes.cpu().numpy().astype(np.int64)
                     if spikes.shape != value.shape:
                         raise ValueError(
                             f"float LIF {stats.lif!r} gives shape {spikes.shape}, the integer "

@@ -24,7 +24,7 @@ from golden.checkpoint import load_model
 from golden.eval import run as eval_run
 from golden.interop.spikingjelly import ConversionError, build_spikingjelly, convert, main
 from golden.models import create_model
-from golden.quantize import FakeQuantModel, QuantizationError, numerics_for
+from golden.quantize import FakeQuantModel, QuantizationError, numerics_for, to_int_model
 
 
 def _fire(sj: nn.Module, x_seq: torch.Tensor, seed: int) -> nn.Module:
@@ -348,12 +348,13 @@ def test_cli_help_documents_the_json_and_refusals_exit_2(
     assert "patch_embed.stages.0.neuron: soft reset (v_reset=None)" in capsys.readouterr().err
 
 
-def test_quantize_refuses_a_converted_model() -> None:
+def test_quantize_accepts_a_converted_model() -> None:
+    """The integer side is tests/test_sj_quantize.py; here: the family quantizes, with 8-bit input."""
     model = create_model(
         "sj-spikformer", in_channels=1, img_size=8, patch_size=4, embed_dim=16, heads=2, depth=1
     )
-    for call in (lambda: numerics_for(model), lambda: FakeQuantModel(model)):  # type: ignore[arg-type]
-        with pytest.raises(QuantizationError, match="pool-before-LIF") as info:
-            call()
-        for op in ("positional-encoding residual", "Linear head"):
-            assert op in str(info.value)
+    assert numerics_for(model).input_bits == 8
+    kinds = [op.kind for op in to_int_model(FakeQuantModel(model)).ops]  # type: ignore[arg-type]
+    assert kinds.count("conv_maxpool") == 2 and kinds[-1] == "head"
+    with pytest.raises(QuantizationError, match="HwSpikeformer|Hardware Spikeformer"):
+        numerics_for(nn.Linear(2, 2))

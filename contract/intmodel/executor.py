@@ -81,6 +81,33 @@ def _run_conv(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace
     )
 
 
+def _run_conv_maxpool(
+    op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None
+) -> np.ndarray:
+    x = xs[0]
+    t, b = x.shape[:2]
+    acc = nm.conv2d_accumulate(
+        x.reshape(t * b, *x.shape[2:]),
+        op.tensors["weight"],
+        stride=op.params["stride"],
+        padding=op.params["padding"],
+    )
+    current = nm.synaptic_current(
+        acc, op.tensors["bias"][:, None, None], frac_bits=cfg.frac_bits, membrane_bits=cfg.membrane_bits
+    )
+    # Max of saturated currents = saturation of the max (both monotone), as the float model pools.
+    pooled = nm.current_maxpool2d(
+        current,
+        kernel=op.params["pool_kernel"],
+        stride=op.params["pool_stride"],
+        padding=op.params["pool_padding"],
+        membrane_bits=cfg.membrane_bits,
+    )
+    return _run_lif(
+        op, pooled.reshape(t, b, *pooled.shape[1:]), op.tensors["threshold"][:, None, None], cfg, trace
+    )
+
+
 def _run_linear(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None) -> np.ndarray:
     current = nm.synaptic_current(
         nm.linear_accumulate(xs[0], op.tensors["weight"]),
@@ -124,6 +151,7 @@ def _run_head(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace
 
 _RUN: dict[str, _Run] = {
     "conv": _run_conv,
+    "conv_maxpool": _run_conv_maxpool,
     "maxpool": _run_maxpool,
     "tokens": _run_tokens,
     "linear": _run_linear,

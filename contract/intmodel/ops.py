@@ -79,6 +79,11 @@ class OpKind:
 
 OP_KINDS: dict[str, OpKind] = {
     "conv": OpKind(1, ("stride", "padding"), ("weight", "bias", "threshold")),
+    "conv_maxpool": OpKind(
+        1,
+        ("stride", "padding", "pool_kernel", "pool_stride", "pool_padding"),
+        ("weight", "bias", "threshold"),
+    ),
     "maxpool": OpKind(1, ("kernel", "stride", "padding"), ()),
     "tokens": OpKind(1, (), ()),
     "linear": OpKind(1, (), ("weight", "bias", "threshold")),
@@ -86,9 +91,13 @@ OP_KINDS: dict[str, OpKind] = {
     "add": OpKind(2, (), ()),
     "head": OpKind(1, (), ("weight", "bias")),
 }
-"""Op kind -> its inputs, parameters and tensors."""
+"""Op kind -> its inputs, parameters and tensors.
 
-LIF_KINDS = ("conv", "linear", "attention")
+``conv_maxpool`` is a ``conv`` whose LIF input currents are max-pooled before the LIF
+(SpikingJelly's stem; docs/numerics.md section 6); ``maxpool`` pools spikes after a LIF.
+"""
+
+LIF_KINDS = ("conv", "conv_maxpool", "linear", "attention")
 """Kinds whose output is LIF spikes (their traces also hold ``name + '.current'``)."""
 
 

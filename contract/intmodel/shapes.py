@@ -63,6 +63,19 @@ def _infer_conv(
     return (t, o, oh, ow), {"weight": weight, "bias": (o,), "threshold": (o,)}
 
 
+def _infer_conv_maxpool(
+    op: Op, shapes: list[Shape], cfg: nm.NumericsConfig, num_classes: int
+) -> tuple[Shape, dict[str, Shape]]:
+    (t, o, h, w), tensor_shapes = _infer_conv(op, shapes, cfg, num_classes)
+    k = _int_param(op, "pool_kernel", 1)
+    stride, pad = _int_param(op, "pool_stride", 1), _int_param(op, "pool_padding", 0)
+    # Every window must hold a real tap: the padded ones hold the minimum current.
+    _need(op, pad <= k // 2, "params.pool_padding", f"must be <= pool_kernel // 2 = {k // 2}, not {pad}")
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    _need(op, oh >= 1 and ow >= 1, "params.pool_kernel", f"window {k} does not fit the conv output {h}x{w}")
+    return (t, o, oh, ow), tensor_shapes
+
+
 def _infer_linear(
     op: Op, shapes: list[Shape], cfg: nm.NumericsConfig, num_classes: int
 ) -> tuple[Shape, dict[str, Shape]]:
@@ -143,6 +156,7 @@ def _infer_head(
 
 _INFER: dict[str, _Infer] = {
     "conv": _infer_conv,
+    "conv_maxpool": _infer_conv_maxpool,
     "maxpool": _infer_maxpool,
     "tokens": _infer_tokens,
     "linear": _infer_linear,

@@ -422,6 +422,9 @@ class ProgramBuilder:
             "add": self._add,
             "head": self._head,
         }
+        for op in model.ops:
+            if op.kind not in handlers:
+                raise CompileError(op.name, _missing_command(op.kind))
         self._input()
         i = 0
         while i < len(model.ops):
@@ -506,6 +509,20 @@ class ProgramBuilder:
         except CompileError:
             return stage
         return []
+
+
+_RTL_MISSING = {
+    "conv_maxpool": (
+        "a max-pool of LIF input currents before the neuron (SpikingJelly's stem): the RTL pools "
+        "spikes after the LIF only (MAXPOOL), and has no signed current pool"
+    ),
+}
+"""Op kinds of the integer model with no accelerator command yet -> what the RTL lacks."""
+
+
+def _missing_command(kind: str) -> str:
+    what = _RTL_MISSING.get(kind, "no accelerator command implements it")
+    return f"op kind {kind!r} cannot be compiled exactly: {what}"
 
 
 def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = False) -> Program:
