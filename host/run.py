@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--samples",
         type=_sample_count,
-        default=32,
-        help="test vectors to run, or 'all' (default 32)",
+        default=None,
+        help="test vectors to run, or 'all' (default: all the export stores)",
     )
     p.add_argument(
         "--clock-mhz",
@@ -300,9 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = 1 if args.backend == "pynq" else min(args.jobs or _cpus(), len(samples.inputs))
     try:
         # The simulator is generated from the configuration as built (an overridden clock
-        # must not regenerate the top) and clocked at the run's clock. The workers of --jobs
-        # open the same backend, quietly: this process has built it.
-        options = {"clock_mhz": clock_mhz} if args.backend == "sim" else {}
+        # must not regenerate the top) and clocked at the run's clock; a board keeps the clock
+        # its bitstream was built for unless --clock-mhz asks for another. The workers of
+        # --jobs open the same backend, quietly: this process has built it.
+        if args.backend == "sim":
+            options = {"clock_mhz": clock_mhz}
+        else:
+            options = {} if args.clock_mhz is None else {"clock_mhz": args.clock_mhz}
         opener = functools.partial(open_backend, args.backend, config=built, overlay=args.overlay, **options)
         loud = {"report": _say} if args.backend == "sim" else {}
         with open_backend(args.backend, config=built, overlay=args.overlay, **options, **loud) as backend:

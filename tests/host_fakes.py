@@ -363,6 +363,40 @@ class ThinDMA:
         self.recvchannel = ThinChannel(self.mmio, 0x30)
 
 
+def pynq_device(config: AcceleratorConfig, **core: Any) -> FakeZynq:
+    """A new :class:`FakeZynq` that is also a ``pynq.Device`` (needs the ``pynq`` package)."""
+    if pynq is None:
+        raise RuntimeError("the pynq flavour needs the pynq package")
+    # FakeZynq first: its allocate/flush/invalidate must win over pynq.Device's.
+    device_cls = type("PynqFakeZynq", (FakeZynq, pynq.Device), {"capabilities": {"REGISTER_RW": True}})
+    device = device_cls.__new__(device_cls)
+    pynq.Device.__init__(device, "fake-zynq")
+    FakeZynq.__init__(device, config, **core)
+    return device
+
+
+def pynq_ip_and_dma(device: FakeZynq) -> tuple[Any, Any]:
+    """The real ``pynq.DefaultIP`` of the accelerator and ``pynq.lib.dma.DMA`` on a :func:`pynq_device`."""
+    ip = pynq.DefaultIP({"phys_addr": ACCEL_BASE, "addr_range": WINDOW, "device": device})
+    dma = PynqDMA(
+        {
+            "phys_addr": DMA_BASE,
+            "addr_range": WINDOW,
+            "device": device,
+            "interrupts": {},
+            "parameters": {
+                "c_include_sg": "0",
+                "c_sg_length_width": "26",
+                "c_include_mm2s": "1",
+                "c_include_s2mm": "1",
+                "c_m_axi_mm2s_data_width": "64",
+                "c_m_axi_s2mm_data_width": "64",
+            },
+        }
+    )
+    return ip, dma
+
+
 def make_backend(flavour: str, config: AcceleratorConfig, **core: Any) -> tuple[Any, FakeZynq]:
     """A :class:`PynqBackend` on a new :class:`FakeZynq`; ``flavour`` is ``"thin"`` or ``"pynq"``."""
     from host.backends.pynq_backend import PynqBackend
@@ -371,30 +405,8 @@ def make_backend(flavour: str, config: AcceleratorConfig, **core: Any) -> tuple[
         device = FakeZynq(config, **core)
         ip, dma, allocate = ThinMMIO(device, ACCEL_BASE), ThinDMA(device, DMA_BASE), device.allocate
     elif flavour == "pynq":
-        if pynq is None:
-            raise RuntimeError("the pynq flavour needs the pynq package")
-        # FakeZynq first: its allocate/flush/invalidate must win over pynq.Device's.
-        device_cls = type("PynqFakeZynq", (FakeZynq, pynq.Device), {"capabilities": {"REGISTER_RW": True}})
-        device = device_cls.__new__(device_cls)
-        pynq.Device.__init__(device, "fake-zynq")
-        FakeZynq.__init__(device, config, **core)
-        ip = pynq.DefaultIP({"phys_addr": ACCEL_BASE, "addr_range": WINDOW, "device": device})
-        dma = PynqDMA(
-            {
-                "phys_addr": DMA_BASE,
-                "addr_range": WINDOW,
-                "device": device,
-                "interrupts": {},
-                "parameters": {
-                    "c_include_sg": "0",
-                    "c_sg_length_width": "26",
-                    "c_include_mm2s": "1",
-                    "c_include_s2mm": "1",
-                    "c_m_axi_mm2s_data_width": "64",
-                    "c_m_axi_s2mm_data_width": "64",
-                },
-            }
-        )
+        device = pynq_device(config, **core)
+        ip, dma = pynq_ip_and_dma(device)
 
         def allocate(shape: Any, dtype: Any) -> Any:
             return pynq.allocate(shape, dtype, target=device)

@@ -48,7 +48,7 @@ def fake_board(monkeypatch: pytest.MonkeyPatch):
     def open_backend(kind: str, *, config, overlay=None, **options):
         assert kind == "pynq" and overlay is not None
         backend, device = make_backend("thin", get_config(config), **opened.get("core", {}))
-        opened["device"] = device
+        opened["device"], opened["options"] = device, options
         return backend
 
     monkeypatch.setattr(host.backends, "open_backend", open_backend)
@@ -250,3 +250,11 @@ def test_progress_bar_on_stderr_leaves_the_report_alone(export, fake_board, tmp_
     strip = [line for line in always.out.splitlines() if not line.startswith("stages")]
     assert strip == [line for line in never.out.splitlines() if not line.startswith("stages")]
     assert plain == forced == automatic
+
+
+@pytest.mark.parametrize(("argv", "options"), [((), {}), (("--clock-mhz", "50"), {"clock_mhz": 50.0})])
+def test_a_board_keeps_its_clock_unless_asked(export, fake_board, argv, options) -> None:
+    """The bitstream's clock stays; only an explicit --clock-mhz reaches the board's PL clock."""
+    path, _ = export
+    assert run("--export", path, "--backend", "pynq", "--overlay", "x.bit", "--config", "sim", *argv) == 0
+    assert fake_board["options"] == options

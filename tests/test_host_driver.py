@@ -8,10 +8,11 @@ timeouts and recovery from error flags by reset; also the per-sample progress ca
 :mod:`host.parallel` (shares of a batch in spawned processes, each on a fake board of its
 own: merged results, a failing or dying worker).
 
-Every test runs with thin stand-ins for the pynq classes; the ``pynq`` flavour runs the
-same tests through the real ``pynq.Device`` / ``DefaultIP`` / ``DMA`` / ``allocate``
-when the optional ``pynq`` package is importable (not in the project's venv: it pins
-numpy 1.26; see docs/board.md).
+Every test here runs with thin stand-ins for the pynq classes (the ``flavour`` fixture is
+``"thin"``). The tests that take ``flavour`` also run through the real ``pynq.Device`` /
+``DefaultIP`` / ``DMA`` / ``allocate`` in the board environment (pynq 3.1.2 pins numpy 1.26,
+so not in the project's venv): tests/board/test_pynq_driver.py reuses them with the
+``"pynq"`` flavour, and ``make test`` runs it there.
 """
 
 from __future__ import annotations
@@ -38,10 +39,9 @@ from protocol.compiler import compile_model
 from protocol.config import get_config
 from protocol.descriptors import DESC_WORDS, Opcode
 
-from host_fakes import exit_at_open, make_backend, open_thin, pynq
+from host_fakes import exit_at_open, make_backend, open_thin
 from intmodel_factory import random_input, random_int_model
 
-FLAVOURS = ["thin", pytest.param("pynq", marks=pytest.mark.skipif(pynq is None, reason="pynq not installed"))]
 CONFIG = get_config("sim")
 
 
@@ -60,9 +60,10 @@ def traced(model):
     return compile_model(model, CONFIG, trace=True)
 
 
-@pytest.fixture(params=FLAVOURS)
-def flavour(request) -> str:
-    return request.param
+@pytest.fixture
+def flavour() -> str:
+    """The pynq stand-ins: ``"thin"`` here, ``"pynq"`` in tests/board/test_pynq_driver.py."""
+    return "thin"
 
 
 def test_logits_and_bookkeeping(flavour, model, program) -> None:

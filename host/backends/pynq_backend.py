@@ -9,11 +9,19 @@ same small surface (``ip.read/write``, the DMA's ``sendchannel`` / ``recvchannel
 run it on a fake ``pynq.Device`` and, without ``pynq`` installed, on plain fakes.
 
 ``pynq`` is imported only by :meth:`PynqBackend.from_overlay`: it is an optional extra
-(``pip install spikeformer-codesign[board]``) that pins an older numpy.
+(``pip install spikeformer-codesign[board-z2]`` or ``[board-zynqmp]``) that pins an
+older numpy.
 
 The channels' ``wait()`` of pynq spins without a time limit, so this backend never
 calls it: it polls the DMA status registers itself (PG021 register map) and the
 driver bounds every wait.
+
+PYNQ versions: the Pynq-Z2 (Zynq-7000) needs pynq 3.x (3.1 is the last release with that
+board); ZynqMP boards take 3.1 or 4.0. Loading an overlay sets the fabric clocks its
+``.hwh`` names on both. To change FCLK0 / pl_clk0 afterwards (``clock_mhz``), this backend
+uses the one call both versions share, ``pynq.Clocks.set_pl_clk(0, clk_mhz=...)``, and
+reads the clock back with the ``fclk0_mhz`` property: 3.1's ``Clocks.get_pl_clk``
+returns nothing (4.0's returns the rate), so it is not used.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import numpy as np
 from ..errors import BackendUnavailable, DMAError
 from .base import WORD_BYTES, Backend, Buffer, ChannelState
 
-__all__ = ["PynqBackend", "DMA_REGISTERS", "dma_error_text"]
+__all__ = ["PynqBackend", "DMA_REGISTERS", "dma_error_text", "set_fabric_clock"]
 
 #: AXI DMA (PG021, simple mode) register byte offsets used here.
 DMA_REGISTERS = {
@@ -50,6 +58,18 @@ _DMASR_ERRORS = {
 def dma_error_text(status: int) -> str:
     """The error bits of a DMASR value as text (``""`` when there is none)."""
     return ", ".join(text for bit, text in _DMASR_ERRORS.items() if status >> bit & 1)
+
+
+def set_fabric_clock(clocks: Any, clock_mhz: float) -> float:
+    """Set the fabric clock 0 to ``clock_mhz`` through ``clocks`` (``pynq.Clocks``); the rate it got.
+
+    The PS derives the clock from its PLL with two integer dividers, so the rate set is the
+    nearest it can make; the caller decides whether that is close enough.
+    """
+    if isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float)) or not clock_mhz > 0:
+        raise ValueError(f"clock_mhz must be a positive number of MHz, not {clock_mhz!r}")
+    clocks.set_pl_clk(0, clk_mhz=float(clock_mhz))
+    return float(clocks.fclk0_mhz)
 
 
 class _Registers(Protocol):
@@ -102,6 +122,7 @@ class PynqBackend(Backend):
         self.ip, self.dma, self._allocate = ip, dma, allocate
         self.poll_s, self.min_timeout_s = float(poll_s), float(min_timeout_s)
         self.max_transfer_words = int(dma.buffer_max_size) // WORD_BYTES
+        self.clock_mhz: float | None = None
 
     @classmethod
     def from_overlay(
@@ -111,15 +132,20 @@ class PynqBackend(Backend):
         ip_name: str | None = None,
         dma_name: str | None = None,
         download: bool = True,
+        clock_mhz: float | None = None,
         **kwargs: Any,
     ) -> PynqBackend:
-        """Load the overlay ``bitfile`` (its ``.hwh`` beside it) and bind the accelerator and the DMA."""
+        """Load the overlay ``bitfile`` (its ``.hwh`` beside it) and bind the accelerator and the DMA.
+
+        ``clock_mhz``: set the fabric clock 0 to this rate after loading (default: keep the
+        overlay's); the rate it got is the backend's ``clock_mhz``, else ``None``.
+        """
         try:
             import pynq
         except ImportError as exc:
             raise BackendUnavailable(
                 f"the pynq backend needs the pynq package ({exc}); it comes with PYNQ board images, "
-                f"elsewhere `pip install 'spikeformer-codesign[board]'`"
+                f"elsewhere `pip install 'spikeformer-codesign[board-z2]'` (or [board-zynqmp])"
             ) from None
         from ..bitstream import DMA_INSTANCE, IP_INSTANCE
 
@@ -139,9 +165,12 @@ class PynqBackend(Backend):
                 raise BackendUnavailable(
                     f"overlay {bit.name} has no {role} IP named {name!r}; its IPs: {', '.join(names)}"
                 )
-        return cls(
+        backend = cls(
             ip=getattr(overlay, ip_name), dma=getattr(overlay, dma_name), allocate=pynq.allocate, **kwargs
         )
+        if clock_mhz is not None:
+            backend.clock_mhz = set_fabric_clock(pynq.Clocks, clock_mhz)
+        return backend
 
     # ------------------------------------------------------------------ registers
     def read(self, offset: int) -> int:
