@@ -245,6 +245,14 @@ def attention_current(
     )
 
 
+def _window_max(padded: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """Maximum over every ``kernel x kernel`` window at ``stride`` of the last two axes (no padding added)."""
+    h, w = padded.shape[-2:]
+    oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(-2, -1))
+    return windows[..., ::stride, ::stride, :, :][..., :oh, :ow, :, :].max(axis=(-2, -1))
+
+
 def maxpool2d(s: np.ndarray, *, kernel: int, stride: int, padding: int = 0) -> np.ndarray:
     """Max-pool ``[..., H, W]`` of non-negative integers with zero padding (OR on spikes)."""
     s = _as_int(s, "s")
@@ -252,10 +260,7 @@ def maxpool2d(s: np.ndarray, *, kernel: int, stride: int, padding: int = 0) -> n
         raise ValueError("max-pool with zero padding needs non-negative inputs")
     pad = [(0, 0)] * (s.ndim - 2) + [(padding, padding), (padding, padding)]
     padded = np.pad(s, pad)
-    h, w = padded.shape[-2:]
-    oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(-2, -1))
-    return windows[..., ::stride, ::stride, :, :][..., :oh, :ow, :, :].max(axis=(-2, -1))
+    return _window_max(padded, kernel, stride)
 
 
 def current_maxpool2d(
@@ -276,10 +281,7 @@ def current_maxpool2d(
         raise ValueError(f"padding {padding} > kernel // 2 = {kernel // 2} leaves windows without a real tap")
     pad = [(0, 0)] * (x.ndim - 2) + [(padding, padding), (padding, padding)]
     padded = np.pad(x, pad, constant_values=lo)
-    h, w = padded.shape[-2:]
-    oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(-2, -1))
-    return windows[..., ::stride, ::stride, :, :][..., :oh, :ow, :, :].max(axis=(-2, -1))
+    return _window_max(padded, kernel, stride)
 
 
 def residual_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
