@@ -309,8 +309,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "intmodel-conv-threshold-order",
         "contract/intmodel/executor.py",
-        'op.tensors["threshold"][:, None, None]',
-        'op.tensors["threshold"][::-1, None, None]',
+        'theta = op.tensors["threshold"][:, None, None]',
+        'theta = op.tensors["threshold"][::-1, None, None]',
         REFERENCE,
     ),
     _m(

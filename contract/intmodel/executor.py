@@ -64,8 +64,8 @@ def _run_lif(
     return nm.lif(current, theta, leak_shift=cfg.leak_shift, membrane_bits=cfg.membrane_bits)
 
 
-def _run_conv(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None) -> np.ndarray:
-    x = xs[0]
+def _conv_current(op: Op, x: np.ndarray, cfg: nm.NumericsConfig) -> np.ndarray:
+    """The conv's synaptic currents ``[T * B, C, H', W']`` of the input ``x`` ``[T, B, ...]``."""
     t, b = x.shape[:2]
     acc = nm.conv2d_accumulate(
         x.reshape(t * b, *x.shape[2:]),
@@ -73,39 +73,35 @@ def _run_conv(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace
         stride=op.params["stride"],
         padding=op.params["padding"],
     )
-    current = nm.synaptic_current(
+    return nm.synaptic_current(
         acc, op.tensors["bias"][:, None, None], frac_bits=cfg.frac_bits, membrane_bits=cfg.membrane_bits
     )
-    return _run_lif(
-        op, current.reshape(t, b, *acc.shape[1:]), op.tensors["threshold"][:, None, None], cfg, trace
-    )
+
+
+def _run_image_lif(
+    op: Op, current: np.ndarray, steps: tuple[int, int], cfg: nm.NumericsConfig, trace: Trace | None
+) -> np.ndarray:
+    """The per-channel LIF of image-shaped currents ``[T * B, C, H, W]`` (``steps`` = ``(T, B)``)."""
+    theta = op.tensors["threshold"][:, None, None]
+    return _run_lif(op, current.reshape(*steps, *current.shape[1:]), theta, cfg, trace)
+
+
+def _run_conv(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None) -> np.ndarray:
+    return _run_image_lif(op, _conv_current(op, xs[0], cfg), xs[0].shape[:2], cfg, trace)
 
 
 def _run_conv_maxpool(
     op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None
 ) -> np.ndarray:
-    x = xs[0]
-    t, b = x.shape[:2]
-    acc = nm.conv2d_accumulate(
-        x.reshape(t * b, *x.shape[2:]),
-        op.tensors["weight"],
-        stride=op.params["stride"],
-        padding=op.params["padding"],
-    )
-    current = nm.synaptic_current(
-        acc, op.tensors["bias"][:, None, None], frac_bits=cfg.frac_bits, membrane_bits=cfg.membrane_bits
-    )
     # Max of saturated currents = saturation of the max (both monotone), as the float model pools.
     pooled = nm.current_maxpool2d(
-        current,
+        _conv_current(op, xs[0], cfg),
         kernel=op.params["pool_kernel"],
         stride=op.params["pool_stride"],
         padding=op.params["pool_padding"],
         membrane_bits=cfg.membrane_bits,
     )
-    return _run_lif(
-        op, pooled.reshape(t, b, *pooled.shape[1:]), op.tensors["threshold"][:, None, None], cfg, trace
-    )
+    return _run_image_lif(op, pooled, xs[0].shape[:2], cfg, trace)
 
 
 def _run_linear(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None) -> np.ndarray:
