@@ -45,7 +45,6 @@ from .neuron import LIFNode, SurrogateSpike
 __all__ = [
     "QuantizationError",
     "QuantizationWarning",
-    "SJ_COMPILER_MISSING",
     "SJ_INPUT_BITS",
     "numerics_for",
     "fold_batchnorm",
@@ -65,10 +64,6 @@ class QuantizationError(ValueError):
 SJ_INPUT_BITS = 8
 """Input width of an ``sj-spikformer``: SpikingJelly does not scale its input, so the integer
 input is the float model's own (pixels or event counts 0..255); see docs/numerics.md section 13."""
-
-SJ_COMPILER_MISSING = ("conv_maxpool (max-pool of currents before the LIF)",)
-"""Ops of a quantized ``sj-spikformer`` the accelerator (RTL and compiler) does not have yet;
-the integer model has them all (docs/numerics.md section 13)."""
 
 
 class QuantizationWarning(UserWarning):

@@ -29,6 +29,7 @@ from protocol.config import STREAM_BITS, AcceleratorConfig
 
 __all__ = [
     "MAGIC",
+    "MAX_POOL_KERNEL",
     "DESC_WORDS",
     "DESCRIPTOR_FIELDS",
     "DescriptorField",
@@ -44,6 +45,9 @@ __all__ = [
     "FIELD_DOCS",
     "markdown_table",
 ]
+
+#: Largest window of a CONV's current pool (the engine's window loop counts 4 bits).
+MAX_POOL_KERNEL = 15
 
 #: First byte of every descriptor; a misaligned stream almost never shows it in the right place.
 MAGIC = 0xA5
@@ -105,8 +109,11 @@ DESCRIPTOR_FIELDS: tuple[DescriptorField, ...] = _fields(
     # word 6
     ("count", 32, False),
     ("threshold", 32, True),
-    # word 7
-    ("reserved1", 32, False),
+    # word 7: the pool of a CONV's currents before the LIF (kernel 0: none)
+    ("pool_kernel", 8, False),
+    ("pool_stride", 8, False),
+    ("pool_padding", 8, False),
+    ("reserved1", 8, False),
     ("check", 32, False),
 )
 
@@ -231,6 +238,12 @@ def field_checks(
             "window": window_ok,
             "geometry": geometry_ok & (d.out_c >= 1),
             "fan_in": d.in_c * d.kernel * d.kernel <= cfg.wmem_depth,
+            "pool": equals(d.pool_kernel, 0)
+            | (
+                (d.pool_kernel <= MAX_POOL_KERNEL)
+                & (d.pool_stride >= 1)
+                & (d.pool_padding * 2 <= d.pool_kernel)
+            ),
         },
         Opcode.POOL: {
             "timesteps": t_ok,
@@ -417,8 +430,8 @@ FIELD_DOCS: dict[str, str] = {
     "in_h": "CONV, POOL: input rows (1 for a linear layer)",
     "in_w": "CONV, POOL: input columns; ATTENTION, HEAD: tokens N",
     "in_c": "CONV, POOL: input channels; ATTENTION, HEAD: features D",
-    "out_h": "CONV, POOL: output rows",
-    "out_w": "CONV, POOL: output columns",
+    "out_h": "CONV, POOL: output rows (of a pooled CONV: pooled rows)",
+    "out_w": "CONV, POOL: output columns (of a pooled CONV: pooled columns)",
     "out_c": "CONV: output channels",
     "classes": "HEAD: logits",
     "heads": "ATTENTION: heads",
@@ -433,6 +446,9 @@ FIELD_DOCS: dict[str, str] = {
     "reserved0": "0",
     "count": "LOAD, STORE: activation words; ADD: elements (positions x channels)",
     "threshold": "ATTENTION: attention-LIF threshold",
+    "pool_kernel": "CONV: window of the max-pool of currents before the LIF (0: no pool)",
+    "pool_stride": "CONV: stride of that pool",
+    "pool_padding": "CONV: its padding (padded taps hold the smallest current), <= pool_kernel / 2",
     "reserved1": "0",
     "check": "all: the 16 32-bit halves of the descriptor sum to 0 mod 2**32",
 }

@@ -138,7 +138,12 @@ class Emulator:
         image = x.reshape(t, d.in_h, d.in_w, d.in_c).transpose(0, 3, 1, 2)
         # Explicit top/left padding; bottom/right rows beyond the input read as zero.
         k, s = d.kernel, d.stride
-        need_h, need_w = (d.out_h - 1) * s + k, (d.out_w - 1) * s + k
+        conv_h, conv_w = d.out_h, d.out_w
+        if d.pool_kernel:
+            # A pooled CONV's conv output is that of symmetric padding; out_h, out_w are pooled.
+            conv_h = (d.in_h + 2 * d.pad_top - k) // s + 1
+            conv_w = (d.in_w + 2 * d.pad_left - k) // s + 1
+        need_h, need_w = (conv_h - 1) * s + k, (conv_w - 1) * s + k
         padded = np.zeros(
             (t, d.in_c, max(need_h, d.pad_top + d.in_h), max(need_w, d.pad_left + d.in_w)), dtype=np.int64
         )
@@ -149,10 +154,29 @@ class Emulator:
         current = nm.synaptic_current(
             acc, bias[: d.out_c, None, None], frac_bits=cfg.numerics.frac_bits, membrane_bits=m
         )
+        if d.pool_kernel:
+            current = self._pool_currents(d, current)
         spikes = nm.lif(
             current, theta[: d.out_c, None, None], leak_shift=cfg.numerics.leak_shift, membrane_bits=m
         )
         self._write(d.dst, spikes.reshape(t, d.out_c, -1).transpose(0, 2, 1), 1)
+
+    def _pool_currents(self, d: Descriptor, current: np.ndarray) -> np.ndarray:
+        """Max over each pooled position's window of conv currents ``[T, O, conv_h, conv_w]``;
+        taps outside the conv output hold the smallest current (docs/numerics.md section 6)."""
+        k, s, p = d.pool_kernel, d.pool_stride, d.pool_padding
+        t, o, conv_h, conv_w = current.shape
+        lo = -(1 << (self.cfg.numerics.membrane_bits - 1))
+        need_h, need_w = (d.out_h - 1) * s + k, (d.out_w - 1) * s + k
+        padded = np.full((t, o, max(need_h, p + conv_h), max(need_w, p + conv_w)), lo, dtype=np.int64)
+        padded[:, :, p : p + conv_h, p : p + conv_w] = current
+        return nm.current_maxpool2d(
+            padded[:, :, :need_h, :need_w],
+            kernel=k,
+            stride=s,
+            padding=0,
+            membrane_bits=self.cfg.numerics.membrane_bits,
+        )
 
     def _op_pool(self, d: Descriptor, words: Iterator[int], out: list[int]) -> None:
         t, k, s = d.timesteps, d.kernel, d.stride

@@ -71,7 +71,10 @@ def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     """``(cycles, synaptic ops)`` of a CONV."""
     groups = -(-d.out_c // cfg.lanes)
     beats = d.kernel * d.kernel * cfg.rows_per_tap(d.in_c, d.planes_in)  # per result
-    positions = d.out_h * d.out_w
+    positions = d.out_h * d.out_w  # LIF jobs' positions
+    # A pooled CONV computes every conv position of every window (padded ones included) and
+    # sends LIF jobs for the window's last one only.
+    window = d.pool_kernel * d.pool_kernel if d.pool_kernel else 1
     latency = cfg.lif_params().latency
     # Compute bound: one beat per cycle. With the synapse PE a result holds the array's
     # input for chunks - 1 cycles while its LIF jobs leave; the serial array instead takes
@@ -80,13 +83,18 @@ def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     # the LIF chain and the writer (lanes cycles).
     hold = 1 if cfg.serial_synapse else cfg.chunks - 1
     delay = 1 if cfg.serial_synapse else 0
-    computing = positions * (beats + hold) - hold + delay + latency + cfg.lanes + 3
-    # Writer bound (short dot products): the writer, `lanes` cycles per result, runs
-    # without a break from the first result on. Both expressions agree at the boundary.
-    writing = beats + delay + latency + positions * cfg.lanes + 3
+    computing = positions * window * (beats + hold) - hold + delay + latency + cfg.lanes + 3
+    # Writer bound (short dot products): the writer, `lanes` cycles per job position, runs
+    # without a break from the first job on. Both expressions agree at the boundary.
+    writing = window * (beats + hold) - hold + delay + latency + positions * cfg.lanes + 3
     fan_in = d.in_c * d.kernel * d.kernel  # weight-memory words of a group
     per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + max(computing, writing)
-    ops = d.timesteps * positions * d.out_c * d.in_c * d.kernel * d.kernel * d.planes_in
+    conv_positions = positions
+    if d.pool_kernel:
+        conv_positions = ((d.in_h + 2 * d.pad_top - d.kernel) // d.stride + 1) * (
+            (d.in_w + 2 * d.pad_left - d.kernel) // d.stride + 1
+        )
+    ops = d.timesteps * conv_positions * d.out_c * d.in_c * d.kernel * d.kernel * d.planes_in
     return groups * per_group - 1, ops
 
 

@@ -23,7 +23,7 @@ from contract.manifest import ExportError, ExportIntegrityError, load_export, wr
 from contract.numerics import NumericsConfig
 from golden.interop.spikingjelly import convert
 from golden.quantize import FakeQuantModel, numerics_for, to_int_model
-from protocol.compiler import CompileError, compile_model
+from protocol.compiler import compile_model
 from protocol.config import ACCEL_CONFIGS
 
 CFG = NumericsConfig(frac_bits=4, membrane_bits=12, leak_shift=1)
@@ -245,7 +245,12 @@ def test_export_round_trips_and_rejects_tampering(tmp_path: Path) -> None:
         load_export(out)
 
 
-def test_compiler_refuses_pool_before_lif_by_name() -> None:
+def test_compiler_emits_pool_before_lif_as_a_pooled_conv() -> None:
     _, _, int_model = _quantized(4, False)
-    with pytest.raises(CompileError, match=r"op 'stem\.2'.*conv_maxpool.*pools spikes after the LIF"):
-        compile_model(int_model, ACCEL_CONFIGS["sim"])
+    program = compile_model(int_model, ACCEL_CONFIGS["sim"])
+    (index,) = program.op_commands["stem.2"]
+    d = program.commands[index].descriptor
+    assert (d.pool_kernel, d.pool_stride, d.pool_padding) == (3, 2, 1)
+    assert (d.out_h, d.out_w) == int_model.shapes["stem.2"][2:]  # the pooled positions
+    (plain,) = program.op_commands["stem.1"]
+    assert program.commands[plain].descriptor.pool_kernel == 0

@@ -16,6 +16,12 @@ Per output-channel group of ``L`` channels (``ceil(out_c / L)`` groups):
 4. ``DRAIN``: wait until every job of the group is written, so the next group's
    parameters do not overtake them.
 
+With ``pool_kernel > 0`` the currents are max-pooled before the LIF: the output positions
+are the pooled ones, and for each the loop computes the conv positions of its window
+(``pool_kernel^2``, row-major; padded ones too, whose currents are replaced by the
+smallest current ``-2^(M-1)``). Each result's chunks update a per-lane, per-step running
+maximum; the window's last result sends the maxima as the position's LIF jobs.
+
 A linear layer ``[N, I] -> [N, O]`` is the same with a ``1 x N`` image and ``k = 1``.
 With ``config.serial_synapse`` the array is :class:`hw.accel.serial_synapse.SerialSynapseArray`
 (``K`` words per beat, results leave one LIF job wide), else the synapse PE
@@ -116,7 +122,8 @@ class ConvEngine(wiring.Component):
             syn = SynapseArray(syn_params)
         m.submodules.synapse = syn
         m.submodules.wmem = wmem = BankedMemory(width=word_bits, depth=cfg.wmem_depth, banks=words)
-        m.submodules.tags = tags = SyncFIFO(width=ADDRESS_BITS + lanes.bit_length(), depth=4)
+        tag_bits = ADDRESS_BITS + lanes.bit_length()
+        m.submodules.tags = tags = SyncFIFO(width=tag_bits + 3, depth=4)  # + real, first, last of window
         m.d.comb += self.overflow.eq(syn.overflow)
 
         # ---------------------------------------------------------------- derived quantities
@@ -128,9 +135,25 @@ class ConvEngine(wiring.Component):
         kc = registered(m, d.kernel * d.in_c, "conv_kc")
         fan_in = registered(m, d.kernel * d.kernel * d.in_c, "conv_fan_in")  # weight words of a group
         o_row = registered(m, d.out_w * d.out_c, "conv_o_row")
+        # The current pool: without one, a window of one conv position of stride 1.
+        pooling = registered(m, d.pool_kernel != 0, "conv_pooling")
+        p_k = registered(m, Mux(pooling, d.pool_kernel[:4], 1), "conv_pool_k")
+        p_s = registered(m, Mux(pooling, d.pool_stride, 1), "conv_pool_s")
+        p_p = registered(m, Mux(pooling, d.pool_padding[:4], 0), "conv_pool_p")
+        ps_row = registered(m, (p_s * s_row)[:ADDRESS_BITS], "conv_ps_row")
+        ps_cp = registered(m, (p_s * s_cp)[:ADDRESS_BITS], "conv_ps_cp")
+        ps_s = registered(m, p_s * d.stride, "conv_ps_s")
+        pp_s = registered(m, p_p * d.stride, "conv_pp_s")
+        # A conv position (cy, cx) is real when 0 <= cy and cy s + k <= in_h + 2 pad_top (likewise x).
+        y_end = registered(m, d.in_h + 2 * d.pad_top - d.kernel, "conv_y_end")
+        x_end = registered(m, d.in_w + 2 * d.pad_left - d.kernel, "conv_x_end")
         # Addresses wrap modulo 2**ADDRESS_BITS: a padding tap's "negative" address is never read,
         # and every other one is the true address.
-        init = registered(m, (d.src0 - d.pad_top * row - d.pad_left * cp)[:ADDRESS_BITS], "conv_init")
+        init = registered(
+            m,
+            (d.src0 - d.pad_top * row - d.pad_left * cp - p_p * (s_row + s_cp))[:ADDRESS_BITS],
+            "conv_init",
+        )
 
         group_base = Signal(ADDRESS_BITS)  # dst + g L
         lanes_left = Signal(signed(18))  # out_c - g L
@@ -138,10 +161,14 @@ class ConvEngine(wiring.Component):
         m.d.comb += group_lanes.eq(Mux(lanes_left >= lanes, lanes, lanes_left[: group_lanes.shape().width]))
 
         # ---------------------------------------------------------------- the compute loop
-        m.submodules.loop = loop = LoopNest("conv", [("oy", 16), ("ox", 16), ("dy", 8), ("dx", 8), ("r", 20)])
+        m.submodules.loop = loop = LoopNest(
+            "conv", [("oy", 16), ("ox", 16), ("wy", 4), ("wx", 4), ("dy", 8), ("dx", 8), ("r", 20)]
+        )
         for level, count in (
             ("oy", d.out_h),
             ("ox", d.out_w),
+            ("wy", p_k),
+            ("wx", p_k),
             ("dy", d.kernel),
             ("dx", d.kernel),
             ("r", rows),
@@ -151,10 +178,14 @@ class ConvEngine(wiring.Component):
             "addr",
             ADDRESS_BITS,
             init,
-            {"oy": s_row, "ox": s_cp, "dy": row, "dx": cp, "r": words},
+            {"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp, "r": words},
         )
-        iy = loop.output("iy", signed(18), -d.pad_top, {"oy": d.stride, "dy": 1})
-        ix = loop.output("ix", signed(18), -d.pad_left, {"ox": d.stride, "dx": 1})
+        iy = loop.output("iy", signed(18), -d.pad_top - pp_s, {"oy": ps_s, "wy": d.stride, "dy": 1})
+        ix = loop.output("ix", signed(18), -d.pad_left - pp_s, {"ox": ps_s, "wx": d.stride, "dx": 1})
+        cy = loop.output("cy", signed(18), -pp_s, {"oy": ps_s, "wy": d.stride})  # conv row * stride
+        cx = loop.output("cx", signed(18), -pp_s, {"ox": ps_s, "wx": d.stride})
+        real = Signal()
+        m.d.comb += real.eq(~pooling | ((cy >= 0) & (cx >= 0) & (cy <= y_end) & (cx <= x_end)))
         first_word = loop.output("word", 21, 0, {"r": words})  # of the beat, within the tap
         tap_weights = loop.output("wtap", 20, 0, {"dy": kc, "dx": d.in_c})
         oaddr = loop.output("oaddr", ADDRESS_BITS, group_base, {"oy": o_row, "ox": d.out_c})
@@ -184,6 +215,9 @@ class ConvEngine(wiring.Component):
                 "second_channel": second_channel,
                 "last": loop.within("dy", "dx", "r"),
                 "oaddr": oaddr,
+                "window": Cat(
+                    real, equals(loop.idx["wy"], 0) & equals(loop.idx["wx"], 0), loop.within("wy", "wx")
+                ),
             },
         )
         m.d.comb += [
@@ -221,7 +255,7 @@ class ConvEngine(wiring.Component):
             beat.valid.eq(stage.valid & tags.w_rdy),
             beat.payload.last.eq(stage.meta["last"]),
             tags.w_en.eq(beat.valid & beat.ready & stage.meta["last"]),
-            tags.w_data.eq(Cat(stage.meta["oaddr"], group_lanes)),
+            tags.w_data.eq(Cat(stage.meta["oaddr"], group_lanes, stage.meta["window"])),
         ]
         m.d.comb += [beat.payload.bias[lane].eq(bias[lane]) for lane in range(lanes)]
 
@@ -229,30 +263,63 @@ class ConvEngine(wiring.Component):
         chunk = Signal(range(chunks))
         job = self.lif_job
         tag_addr = tags.r_data[:ADDRESS_BITS]
-        tag_lanes = tags.r_data[ADDRESS_BITS:]
+        tag_lanes = tags.r_data[ADDRESS_BITS:tag_bits]
+        tag_real, tag_first, tag_window_last = (
+            tags.r_data[tag_bits],
+            tags.r_data[tag_bits + 1],
+            tags.r_data[-1],
+        )
+        # Running maxima of the window, per chunk, lane and step; a padded conv position's
+        # current is the smallest, which never wins over a real one.
+        smallest = -(1 << (membrane - 1))
+        running = [
+            [
+                [Signal(signed(membrane), name=f"pool_max{k}_{lane}_{t}") for t in range(cfg.timesteps)]
+                for lane in range(lif_lanes)
+            ]
+            for k in range(chunks)
+        ]
+        pooled = [
+            [Signal(signed(membrane), name=f"pooled{lane}_{t}") for t in range(cfg.timesteps)]
+            for lane in range(lif_lanes)
+        ]
         left = Signal(signed(lanes.bit_length() + 2))
         m.d.comb += left.eq(tag_lanes - chunk * lif_lanes)
         # The PE presents all L lanes until the last chunk is taken; the serial array
         # presents one chunk per beat.
+        taken = Signal()
         with m.Switch(chunk):
             for k in range(chunks):
                 with m.Case(k):
                     for lane in range(lif_lanes):
                         source = lane if cfg.serial_synapse else k * lif_lanes + lane
-                        m.d.comb += [
-                            job.payload.current[lane].eq(syn.out.payload.current[source]),
-                            job.payload.threshold[lane].eq(theta[k * lif_lanes + lane]),
-                        ]
+                        m.d.comb += job.payload.threshold[lane].eq(theta[k * lif_lanes + lane])
+                        for t in range(cfg.timesteps):
+                            current = Mux(tag_real, syn.out.payload.current[source][t], smallest)
+                            best = running[k][lane][t]
+                            m.d.comb += pooled[lane][t].eq(Mux(tag_first | (current > best), current, best))
+        for lane in range(lif_lanes):
+            m.d.comb += [job.payload.current[lane][t].eq(pooled[lane][t]) for t in range(cfg.timesteps)]
+        # Outside the chunk switch: a register's one-case switch would be a partial case in Verilog.
+        for k in range(chunks):
+            with m.If(taken & equals(chunk, k)):
+                m.d.sync += [
+                    running[k][lane][t].eq(pooled[lane][t])
+                    for lane in range(lif_lanes)
+                    for t in range(cfg.timesteps)
+                ]
         last_chunk = chunk == chunks - 1
-        release = job.ready & tags.r_rdy
+        # A result that does not end its window only updates the maxima: it needs no job.
+        release = (job.ready | ~tag_window_last) & tags.r_rdy
         m.d.comb += [
-            job.valid.eq(syn.out.valid & tags.r_rdy),
+            taken.eq(syn.out.valid & release),
+            job.valid.eq(syn.out.valid & tags.r_rdy & tag_window_last),
             job.payload.addr.eq(tag_addr + chunk * lif_lanes),
             job.payload.lanes.eq(Mux(left >= lif_lanes, lif_lanes, Mux(left < 0, 0, left))),
             syn.out.ready.eq(release if cfg.serial_synapse else release & last_chunk),
-            tags.r_en.eq(job.valid & job.ready & last_chunk),
+            tags.r_en.eq(taken & last_chunk),
         ]
-        with m.If(job.valid & job.ready):
+        with m.If(taken):
             m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
 
         # ---------------------------------------------------------------- sequencing per group

@@ -5,7 +5,8 @@ the activation memory (:mod:`protocol.compiler.alloc`; a value is freed after it
 reader), and emits one command per op with its constant payload
 (:mod:`protocol.compiler.payloads`; docs/accelerator.md, "Stream protocol"):
 
-* ``conv`` -> ``CONV``; ``linear`` -> ``CONV`` on a ``1 x N`` image with a 1x1 kernel;
+* ``conv`` -> ``CONV``; ``conv_maxpool`` -> ``CONV`` with its pool of currents before the
+  LIF (descriptor fields ``pool_*``); ``linear`` -> ``CONV`` on a ``1 x N`` image with a 1x1 kernel;
 * ``maxpool`` -> ``POOL`` (spike inputs only); ``tokens`` -> nothing (the activation
   layout of ``[C, H, W]`` is already the token layout ``[N = H W, D = C]``);
 * ``attention`` -> ``ATTENTION``; ``add`` -> ``ADD``; ``head`` -> ``HEAD`` (logits packet).
@@ -195,7 +196,7 @@ class ProgramBuilder:
         else:
             out_c, in_c = weight.shape
             k, stride, pad, ih, iw, oh, ow = 1, 1, 0, 1, src.positions, 1, src.positions
-        return dict(
+        fields = dict(
             timesteps=self.t,
             in_h=ih,
             in_w=iw,
@@ -209,6 +210,13 @@ class ProgramBuilder:
             pad_top=pad,
             pad_left=pad,
         )
+        if op.kind == "conv_maxpool":  # out_h, out_w above are the pooled ones
+            fields.update(
+                pool_kernel=op.params["pool_kernel"],
+                pool_stride=op.params["pool_stride"],
+                pool_padding=op.params["pool_padding"],
+            )
+        return fields
 
     def conv_payload(self, op: Op) -> np.ndarray:
         """The ``CONV`` payload of ``op`` (fan-in order ``(dy, dx, c)``); checks its accumulator.
@@ -415,6 +423,7 @@ class ProgramBuilder:
                 last_use[name] = i
         handlers = {
             "conv": self._synapse,
+            "conv_maxpool": self._synapse,
             "linear": self._synapse,
             "maxpool": self._maxpool,
             "tokens": self._tokens,
@@ -511,18 +520,8 @@ class ProgramBuilder:
         return []
 
 
-_RTL_MISSING = {
-    "conv_maxpool": (
-        "a max-pool of LIF input currents before the neuron (SpikingJelly's stem): the RTL pools "
-        "spikes after the LIF only (MAXPOOL), and has no signed current pool"
-    ),
-}
-"""Op kinds of the integer model with no accelerator command yet -> what the RTL lacks."""
-
-
 def _missing_command(kind: str) -> str:
-    what = _RTL_MISSING.get(kind, "no accelerator command implements it")
-    return f"op kind {kind!r} cannot be compiled exactly: {what}"
+    return f"op kind {kind!r} cannot be compiled exactly: no accelerator command implements it"
 
 
 def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = False) -> Program:
