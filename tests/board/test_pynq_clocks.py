@@ -16,12 +16,12 @@ from typing import Any
 
 import pynq
 import pytest
-from test_pynq_runtime import CONFIG, OverlayStandIn
 
 from host import bitstream
 from host.backends.pynq_backend import PynqBackend, set_fabric_clock
 
 from host_fakes import pynq_device
+from test_pynq_runtime import CONFIG, OverlayStandIn
 
 #: ``_ClocksMeta.set_pl_clk``'s parameters in pynq 3.1.2 and 4.0.0 (pynq/ps.py), and whether
 #: ``get_pl_clk`` returns the rate.

@@ -12,6 +12,7 @@ both DMA channels went idle) and output packets longer or shorter than the progr
 from __future__ import annotations
 
 import pytest
+
 from test_host_driver import (  # noqa: F401 -- fixtures and tests collected in this module
     model,
     program,

@@ -1,0 +1,311 @@
+"""From SpikingJelly to the (simulated) FPGA in one command: ``make spikingjelly``.
+
+For each variant (embedded digits upsampled to 32x32 with 1 channel; 2-channel
+``synthetic-events`` frames):
+
+1. build a small Spikformer with SpikingJelly's own class
+   (``spikingjelly.activation_based.model.spikformer.Spikformer``) and train it on the CPU
+   with a plain, seeded PyTorch loop for a fixed time budget;
+2. convert it (:func:`golden.interop.spikingjelly.convert`), quantize it
+   (:class:`golden.quantize.FakeQuantModel`, :func:`golden.quantize.to_int_model`) and write
+   an export with test vectors (:func:`contract.manifest.write_export`);
+3. run the test vectors through the Verilator-simulated accelerator with the host driver
+   (``python -m host.run --backend sim``).
+
+Then the paper-sized Spikformer-2-256 (128x128 DVS, T=16, SpikingJelly's constructor,
+seeded BatchNorm statistics) is compiled for ``pynq-z2`` and the cycle model's figures are
+reported (or the compiler's refusal, verbatim).
+
+Writes ``build/spikingjelly/report.json`` and ``report.md`` (the Markdown table).
+
+Usage::
+
+    python scripts/spikingjelly_e2e.py [--train-seconds 180] [--samples 32] [--variants digits events]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+from spikingjelly.activation_based.model.spikformer import Spikformer
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contract.manifest import make_test_vectors, write_export  # noqa: E402
+from golden.data import build_dataset  # noqa: E402
+from golden.interop.spikingjelly import convert  # noqa: E402
+from golden.quantize import FakeQuantModel, to_int_model  # noqa: E402
+
+T = 4
+#: The largest embedding the ``sim`` configuration holds with 4 heads: the positional-encoding
+#: conv's fan-in ``9 D`` must fit its 512-word weight memory (64 -> 576 is refused); 64 tokens
+#: (32x32, patch 4) is its ``max_tokens``.
+SMALL = dict(img_size_h=32, img_size_w=32, patch_size=4, embed_dims=56, num_heads=4, mlp_ratio=4.0, depths=2)
+#: Spikformer-2-256 for 128x128 DVS at T=16 (the paper's DVS128 Gesture model).
+PAPER = dict(
+    T=16,
+    in_channels=2,
+    img_size_h=128,
+    img_size_w=128,
+    patch_size=16,
+    num_classes=11,
+    embed_dims=256,
+    num_heads=16,
+    mlp_ratio=4.0,
+    depths=2,
+)
+
+
+# --------------------------------------------------------------------------- data
+def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    return torch.stack([torch.as_tensor(x) for x in xs]).float(), torch.as_tensor(ys, dtype=torch.long)
+
+
+def load_variant(
+    name: str,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int]:
+    """``(train, test, in_channels)``; inputs are the project's layout ``[B, (T,) C, H, W]``, integers."""
+    if name == "digits":
+        parts = [_stack(build_dataset("digits", None, split, timesteps=T)) for split in ("train", "test")]
+        # 8x8 -> 32x32 by pixel repetition: the pixels stay the 8-bit integers the accelerator reads.
+        parts = [(x.repeat_interleave(4, -2).repeat_interleave(4, -1), y) for x, y in parts]
+        return parts[0], parts[1], 1
+    if name == "events":
+        kw = dict(timesteps=T, size=32, num_classes=4)
+        train = _stack(build_dataset("synthetic-events", None, "train", samples_per_class=100, **kw))
+        test = _stack(build_dataset("synthetic-events", None, "test", samples_per_class=16, **kw))
+        return train, test, 2
+    raise ValueError(f"unknown variant {name!r}")
+
+
+def sj_input(x: torch.Tensor) -> torch.Tensor:
+    """SpikingJelly's input: images ``[B, C, H, W]`` as they are (it repeats them), events ``[T, B, ...]``."""
+    return x if x.dim() == 4 else x.transpose(0, 1).contiguous()
+
+
+def sj_logits(sj: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Classification logits: SpikingJelly's per-step output averaged over T (state reset first)."""
+    functional.reset_net(sj)
+    return sj(sj_input(x)).mean(0)
+
+
+# --------------------------------------------------------------------------- training
+def train(sj: nn.Module, data: tuple[torch.Tensor, torch.Tensor], seconds: float, seed: int) -> list[float]:
+    """Adam on cross-entropy until ``seconds`` have passed (whole batches); mean loss per epoch."""
+    x, y = data
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(sj.parameters(), lr=3e-3, weight_decay=1e-2)
+    sj.train()
+    losses: list[float] = []
+    start, epoch = time.time(), 0
+    bar = tqdm(total=int(seconds), desc="train", unit="s", leave=False)
+    while time.time() - start < seconds:
+        order = torch.randperm(len(x), generator=g)
+        total, count = 0.0, 0
+        for idx in order.split(16):
+            loss = F.cross_entropy(sj_logits(sj, x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+            bar.n = min(int(time.time() - start), int(seconds))
+            bar.set_postfix(epoch=epoch, loss=f"{total / count:.3f}")
+            bar.refresh()
+            if time.time() - start >= seconds:
+                break
+        losses.append(total / count)
+        epoch += 1
+    bar.close()
+    functional.reset_net(sj)
+    return losses
+
+
+@torch.no_grad()
+def float_predictions(sj: nn.Module, x: torch.Tensor) -> np.ndarray:
+    sj.eval()
+    return np.concatenate([sj_logits(sj, batch).argmax(1).numpy() for batch in x.split(64)])
+
+
+# --------------------------------------------------------------------------- one variant
+def run_variant(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    (train_x, train_y), (test_x, test_y), channels = load_variant(name)
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    torch.manual_seed(args.seed)
+    sj = Spikformer(T=T, in_channels=channels, num_classes=classes, **SMALL)
+    print(f"[{name}] SpikingJelly Spikformer {SMALL}, in_channels {channels}, {classes} classes, T={T}")
+    losses = train(sj, (train_x, train_y), args.train_seconds, args.seed)
+    print(
+        f"[{name}] trained {len(losses)} epochs on {len(train_x)} samples, "
+        f"losses {losses[0]:.3f} -> {losses[-1]:.3f}"
+    )
+    sj.eval()
+    float_pred = float_predictions(sj, test_x)
+
+    start = time.time()
+    conversion = convert(sj)
+    fq = FakeQuantModel(conversion.model)
+    int_model = to_int_model(fq, event=channels == 2)
+    seconds = time.time() - start
+    x_int = test_x.numpy().astype(np.int64)
+    int_pred = np.concatenate(
+        [int_model.run(b)[0].argmax(1) for b in np.array_split(x_int, max(1, len(x_int) // 64))]
+    )
+    labels = test_y.numpy()
+    float_acc = float((float_pred == labels).mean() * 100)
+    int_acc = float((int_pred == labels).mean() * 100)
+    print(
+        f"[{name}] converted + quantized in {seconds:.2f} s; "
+        f"test top-1 float {float_acc:.2f} %, integer {int_acc:.2f} %"
+    )
+
+    n = args.samples
+    vectors = make_test_vectors(int_model, x_int[:n], labels[:n], traced=2)
+    provenance = {"source": "spikingjelly Spikformer", "variant": name, "config": SMALL, "T": T}
+    export = write_export(int_model, out / name / "export", vectors=vectors, provenance=provenance)
+    report_json = out / name / "host_run.json"
+    command = [
+        sys.executable, "-m", "host.run", "--export", str(export), "--backend", "sim", "--config", "sim",
+        "--samples", str(n), "--json", str(report_json),
+    ]  # fmt: skip
+    if args.jobs:
+        command += ["--jobs", str(args.jobs)]
+    print(f"[{name}] {' '.join(command[1:])}")
+    status = subprocess.run(command, cwd=ROOT, check=False).returncode
+    host = json.loads(report_json.read_text()) if report_json.exists() else {}
+    subset = slice(0, n)
+    return {
+        "variant": name,
+        "model": {**SMALL, "T": T, "in_channels": channels, "num_classes": classes},
+        "surrogates": sorted(set(conversion.surrogates.values())),
+        "train_seconds": args.train_seconds,
+        "epochs": len(losses),
+        "losses": losses,
+        "test_samples": len(labels),
+        "float_top1": float_acc,
+        "integer_top1": int_acc,
+        "convert_quantize_seconds": seconds,
+        "rtl_samples": n,
+        "float_top1_rtl_samples": float((float_pred[subset] == labels[subset]).mean() * 100),
+        "integer_top1_rtl_samples": float((int_pred[subset] == labels[subset]).mean() * 100),
+        "rtl_top1": host.get("accuracy"),
+        "bit_exact": bool(host.get("bit_exact")) and status == 0,
+        "host_run_status": status,
+        "cycles_mean": host.get("cycles_mean"),
+        "fps_sim_config": host.get("fps"),
+    }
+
+
+# --------------------------------------------------------------------------- paper-sized
+def _seeded_statistics(model: nn.Module, seed: int) -> None:
+    """BatchNorm statistics and affine parameters from a seed, as golden.workloads sets them."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) * 2 + 1)
+            shift = 0.6 if isinstance(m, nn.BatchNorm1d) else 0.0
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) + shift)
+
+
+def paper_sized(seed: int) -> dict[str, Any]:
+    from protocol.compiler import CompileError
+    from protocol.config import get_config
+    from protocol.perf import plan
+
+    torch.manual_seed(seed)
+    sj = Spikformer(**PAPER)
+    _seeded_statistics(sj, seed)
+    sj.eval()
+    start = time.time()
+    int_model = to_int_model(FakeQuantModel(convert(sj).model), event=True)
+    seconds = time.time() - start
+    config = get_config("pynq-z2")
+    result: dict[str, Any] = {"model": PAPER, "config": config.name, "convert_quantize_seconds": seconds}
+    try:
+        perf, stages, resident = plan(int_model, config)
+    except CompileError as exc:
+        result["refused"] = str(exc)
+        print(f"[paper] pynq-z2 refuses Spikformer-2-256: {exc}")
+        return result
+    result.update(
+        cycles=perf.cycles,
+        fps=perf.fps,
+        clock_mhz=config.clock_mhz,
+        ddr_in_bytes=perf.stream_in_bytes,
+        ddr_out_bytes=perf.stream_out_bytes,
+        segments=perf.segments,
+        banded_stages=[f"{' + '.join(s.ops)}: {s.bands} bands" for s in stages],
+        resident_amem_words=resident,
+    )
+    print(f"[paper] Spikformer-2-256, 128x128 DVS, T=16 on pynq-z2:\n{perf.table()}")
+    return result
+
+
+# --------------------------------------------------------------------------- report
+def markdown(rows: list[dict[str, Any]], paper: dict[str, Any] | None) -> str:
+    lines = [
+        "| variant | test samples | SpikingJelly float | project integer | RTL samples "
+        "| float / integer there | RTL (sim) | bit-exact |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        rtl = "n/a" if r["rtl_top1"] is None else f"{r['rtl_top1']:.2f} %"
+        lines.append(
+            f"| {r['variant']} | {r['test_samples']} | {r['float_top1']:.2f} % | {r['integer_top1']:.2f} % "
+            f"| {r['rtl_samples']} | {r['float_top1_rtl_samples']:.2f} % / "
+            f"{r['integer_top1_rtl_samples']:.2f} % "
+            f"| {rtl} | {'yes' if r['bit_exact'] else 'NO'} |"
+        )
+    if paper is not None:
+        lines.append("")
+        if "refused" in paper:
+            lines.append(f"Spikformer-2-256 (128x128 DVS, T=16) on pynq-z2: refused: `{paper['refused']}`")
+        else:
+            lines.append(
+                f"Spikformer-2-256 (128x128 DVS, T=16) on pynq-z2: {paper['cycles']} cycles, "
+                f"{paper['fps']:.1f} FPS at {paper['clock_mhz']:g} MHz, DDR "
+                f"{paper['ddr_in_bytes'] / 1024:.1f} KiB in / {paper['ddr_out_bytes'] / 1024:.1f} KiB out "
+                f"per frame, {paper['segments']} segments "
+                f"({'; '.join(paper['banded_stages']) or 'no band tiling'})"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=ROOT / "build" / "spikingjelly")
+    p.add_argument("--variants", nargs="*", default=["digits", "events"], choices=["digits", "events"])
+    p.add_argument("--train-seconds", type=float, default=180.0, help="CPU training budget per variant")
+    p.add_argument("--samples", type=int, default=32, help="test samples run on the simulated RTL")
+    p.add_argument("--jobs", type=int, default=None, help="host.run --jobs (default: one per CPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-paper", action="store_true", help="skip the paper-sized pynq-z2 compile")
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [run_variant(name, args, args.out) for name in args.variants]
+    paper = None if args.no_paper else paper_sized(args.seed)
+    (args.out / "report.json").write_text(json.dumps({"variants": rows, "paper": paper}, indent=2) + "\n")
+    table = markdown(rows, paper)
+    (args.out / "report.md").write_text(table)
+    print(table)
+    return 0 if all(r["bit_exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""SpikingJelly's Spikformer on the accelerator: compiled for ``sim``, bit-exact at every layer.
+
+The models are converted and quantized exactly as in tests/test_sj_quantize.py (untrained,
+BatchNorm statistics that make every layer fire).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from contract.intmodel import IntModel, compare_traces
+from protocol.compiler import compile_model
+from protocol.config import ACCEL_CONFIGS
+from protocol.emulator import Emulator
+from protocol.segments import run_program
+
+from test_sj_quantize import KW, _inputs, _quantized
+
+SIM = ACCEL_CONFIGS["sim"]
+LIF_KINDS = ("conv", "conv_maxpool", "linear", "attention")
+
+
+def _without_current_pools(model: IntModel) -> IntModel:
+    """``model`` with every ``conv_maxpool`` a plain ``conv`` of the same weights and stride 2.
+
+    A 3x3 conv of stride 2 and padding 1 has the output size of the stride-1 conv followed
+    by ``MaxPool(3, 2, 1)``, so the rest of the model is unchanged.
+    """
+    ops = tuple(
+        dataclasses.replace(op, kind="conv", params={"stride": 2, "padding": op.params["padding"]})
+        if op.kind == "conv_maxpool"
+        else op
+        for op in model.ops
+    )
+    return dataclasses.replace(model, ops=ops)
+
+
+def _assert_emulated_equal(model: IntModel, x: np.ndarray) -> None:
+    logits, trace = model.run(x, trace=True)
+    for name, kind in ((op.name, op.kind) for op in model.ops):
+        if kind in LIF_KINDS:
+            assert 0 < trace[name].mean() < 1, f"{name} must fire for the comparison to prove anything"
+    program = compile_model(model, SIM, trace=True)
+    emulator = Emulator(SIM)
+    for i in range(len(x)):
+        got_logits, got_trace = program.decode(run_program(program, x[i], emulator.run))
+        expected = {name: value[:, i : i + 1] for name, value in trace.items()}
+        assert set(program.trace_names) >= {op.name for op in model.ops if op.kind != "head"}
+        assert compare_traces(expected, got_trace, names=program.trace_names) is None
+        np.testing.assert_array_equal(got_logits, logits[i])
+
+
+def test_spikformer_without_current_pools_runs_on_the_emulator() -> None:
+    # The positional-encoding residual, the split q/k/v, spatial attention and the head map
+    # onto the existing commands.
+    _, _, int_model = _quantized(4, False)
+    model = _without_current_pools(int_model)
+    kinds = [op.kind for op in model.ops]
+    assert "conv_maxpool" not in kinds and {"add", "attention", "linear", "head"} <= set(kinds)
+    assert model.op("blocks.0.attn.attention").params["grouping"] == "spatial"
+    x = _inputs(dict(KW[4], T=2, in_channels=1), False, 2, seed=5).numpy().astype(np.int64)
+    _assert_emulated_equal(model, x)
+
+
+def test_spikformer_with_current_pools_runs_on_the_emulator() -> None:
+    _, _, model = _quantized(4, False)
+    assert [op.name for op in model.ops if op.kind == "conv_maxpool"] == ["stem.2", "stem.3"]
+    x = _inputs(dict(KW[4], T=2, in_channels=1), False, 2, seed=5).numpy().astype(np.int64)
+    _assert_emulated_equal(model, x)
+
+
+@pytest.mark.slow
+def test_spikformer_with_current_pools_on_the_core() -> None:
+    """The converted Spikformer through the Amaranth-simulated core (about 130,000 cycles, a
+    6 minutes on the shared 2-core machine): every layer, per-command cycles and the written regions."""
+    from test_accel_core import assert_bit_exact_with_exact_cycles
+
+    _, _, model = _quantized(4, False)
+    x = _inputs(dict(KW[4], T=2, in_channels=1), False, 1, seed=5).numpy().astype(np.int64)
+    assert_bit_exact_with_exact_cycles(SIM, model, x, max_cycles=200_000)
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_spikformer_bit_exact_on_the_simulated_rtl_through_the_host_driver() -> None:
+    """The converted Spikformer (pooled stem currents included) on the Verilator-simulated
+    accelerator, driven by the host driver: logits and every layer equal the integer reference.
+    The build is shared with tests/test_host_e2e.py (build/host-sim)."""
+    from pathlib import Path
+
+    from host.backends import open_backend
+    from host.driver import Driver
+    from host.verify import check_bit_exact
+
+    _, _, model = _quantized(4, False)
+    x = _inputs(dict(KW[4], T=2, in_channels=1), False, 2, seed=5).numpy().astype(np.int64)
+    _, trace = model.run(x, trace=True)
+    for op in model.ops:
+        if op.kind in LIF_KINDS:
+            assert 0 < trace[op.name].mean() < 1, f"{op.name} must fire for the comparison to prove anything"
+    root = Path(__file__).resolve().parents[1] / "build" / "host-sim"
+    with open_backend("sim", config=SIM, root=root) as backend:
+        driver = Driver(backend, compile_model(model, SIM))
+        try:
+            report = check_bit_exact(driver, model, x, trace="always")
+        finally:
+            driver.close()
+    assert report.exact, report.summary()
+    assert report.samples == 2 and (report.result.cycles > 0).all()
