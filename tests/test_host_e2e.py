@@ -41,21 +41,14 @@ from protocol.compiler import compile_model
 from protocol.config import get_config
 from protocol.descriptors import DESC_WORDS
 
+import trained_models
+
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = get_config("sim")
-DVS = dict(
-    in_channels=2,
-    img_size=32,
-    timesteps=4,
-    tokenizer_channels=(8,),
-    tokenizer_pools=(True, True),
-    embed_dim=32,
-    heads=2,
-    depth=1,
-)
-"""A small DVS-shaped hardware model: 2x32x32 events, T=4, 64 tokens; 8-bit event counts (the ``sim``
+DVS = {**trained_models.DVS, "input_bits": 8}
+"""The suite's small DVS-shaped hardware model with 8-bit event counts (the ``sim``
 configuration's input width)."""
 
 

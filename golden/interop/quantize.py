@@ -83,32 +83,27 @@ def install_sj_fake_quant(fq: FakeQuantModel) -> None:
     net: SjSpikformer = fq.net
     cfg, rec = fq.numerics, fq._recorder
 
+    def int_lif(name: str, quant: Any, lif: Any, channel_axes: int, recorder: Any) -> IntLIF:
+        return IntLIF(
+            name=name,
+            threshold=lambda q=quant: q.params.threshold,
+            channel_axes=channel_axes,
+            gain=1.0,
+            lif=lif,
+            cfg=cfg,
+            recorder=recorder,
+        )
+
     def stage(name: str, module: StemStage) -> None:
         _check_conv(name, module.conv)
         quant = fq._new_quantizer(name, module.conv, module.bn, module.lif)
         module.conv, module.bn = _QuantConv(quant), _QuantAffine(quant)
-        module.lif = IntLIF(
-            name=name,
-            threshold=lambda q=quant: q.params.threshold,
-            channel_axes=2,
-            gain=1.0,
-            lif=module.lif,
-            cfg=cfg,
-            recorder=rec,
-        )
+        module.lif = int_lif(name, quant, module.lif, 2, rec)
 
     def token_layer(name: str, module: TokenConvBNLIF, parts: tuple[str, ...] = ()) -> None:
         quant = fq._new_quantizer(name, module.conv, module.bn, module.lif)
         module.conv, module.bn = _QuantConv1d(quant), _QuantAffine(quant)
-        module.lif = IntLIF(
-            name=name,
-            threshold=lambda q=quant: q.params.threshold,
-            channel_axes=1,
-            gain=1.0,
-            lif=module.lif,
-            cfg=cfg,
-            recorder=_TokenRecorder(rec, name, parts),  # type: ignore[arg-type]
-        )
+        module.lif = int_lif(name, quant, module.lif, 1, _TokenRecorder(rec, name, parts))
 
     for i, module in enumerate(net.stem):
         stage(f"stem.{i}", module)
