@@ -27,6 +27,7 @@ help:
 	@echo "make setup     create $(VENV) from requirements.lock (also run by demo and test)"
 	@echo "make board-env create $(BOARD_VENV), a PYNQ image's packages (also run by test)"
 	@echo "make train | eval | export | rtl | sim | synth | lint | bench"
+	@echo "make bitstream [ACCEL_CONFIG=pynq-z2|kv260] [BOARD_PART=part]; make deploy BOARD=user@host (docs/board.md)"
 
 $(VENV)/.stamp: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,12 +75,14 @@ system-deps:
 # run those vectors through it under Verilator with the host driver (accuracy, bit-exactness,
 # cycles, FPS at the configuration's clock), as a board would run them.
 DEMO_SAMPLES ?= all
+# The accelerator configuration of the RTL step: zero-word skipping (`sim` is the dense engine).
+DEMO_CONFIG ?= sim-zero-skip
 demo: setup
 	$(PY) -m golden.train --preset $(PRESET) --data $(DATA) --data-root $(DATA_ROOT) --out $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS))
 	$(PY) -m golden.eval --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(RUN)/eval
 	$(PY) -m golden.quantize --checkpoint $(RUN)/checkpoint.pt --data-root $(DATA_ROOT) --out $(EXPORT) \
 	  --samples $(DEMO_SAMPLES)
-	$(PY) -m host.run --export $(EXPORT)/export --backend sim --samples $(DEMO_SAMPLES) \
+	$(PY) -m host.run --export $(EXPORT)/export --backend sim --config $(DEMO_CONFIG) --samples $(DEMO_SAMPLES) \
 	  $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) --json $(EXPORT)/rtl_report.json
 
 export: setup

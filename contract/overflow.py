@@ -232,6 +232,8 @@ def overflow_report(model: IntModel) -> OverflowReport:
             bound = _head_bound(op, rs[0], model)
         else:
             out = sum(rs) if op.kind == "add" else rs[0]
+            if op.kind == "add_const":  # a constant of spikes: one more than the input
+                out += int(op.tensors["spikes"].max(initial=0))
             problems = ()
             if out > cfg.input_max:
                 problems = (

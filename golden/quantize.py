@@ -38,7 +38,15 @@ import torch.nn.functional as F
 from contract.intmodel import IntModel, Op
 from contract.numerics import NumericsConfig
 
-from .models.hw_spikeformer import ConvBNLIF, HwSpikeformer, LinearBNLIF, SumPoolHead
+from .models.hw_spikeformer import (
+    AvgPoolConvBNLIF,
+    ConvBNLIF,
+    HwSpikeformer,
+    HwSpikeformerConfig,
+    LinearBNLIF,
+    SewBlock,
+    SumPoolHead,
+)
 from .models.sj_spikformer import SjSpikformer
 from .neuron import LIFNode, SurrogateSpike
 
@@ -249,6 +257,26 @@ class _Bound(nn.Module):
         return self._quant.params
 
 
+class _PooledConv(nn.Module):
+    """The SEW shortcut's ``AvgPool(s) -> conv1x1`` as one conv: kernel ``s``, stride ``s``, taps ``w / s^2``.
+
+    Every tap of a channel holds the same weight, so the per-channel scale and the rounding
+    of the folded weights are those of the 1x1 conv divided by ``s^2``: the integer ``s x s``
+    conv equals the pool and the conv exactly (docs/numerics.md section 14).
+    """
+
+    def __init__(self, shortcut: AvgPoolConvBNLIF) -> None:
+        super().__init__()
+        self.conv, self.size = shortcut.conv, shortcut.stride
+        self.stride, self.padding, self.dilation, self.groups = (self.size,) * 2, (0, 0), (1, 1), 1
+        self.bias = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        s = self.size
+        return self.conv.weight.expand(-1, -1, s, s) / (s * s)
+
+
 class _QuantConv(_Bound):
     """``conv2d`` with the integer weights ``Wq``.
 
@@ -426,7 +454,10 @@ class FakeQuantModel(nn.Module):
         for i, stage in enumerate(net.tokenizer):
             # The float model divides its input by input_max: that constant folds into layer 0.
             in_scale = float(net.cfg.input_max) if i == 0 else 1.0
-            self._replace_synapse(f"tokenizer.{i}", stage, in_scale=in_scale)
+            if isinstance(stage, SewBlock):
+                self._replace_sew(f"tokenizer.{i}", stage, in_scale=in_scale)
+            else:
+                self._replace_synapse(f"tokenizer.{i}", stage, in_scale=in_scale)
         for b, block in enumerate(net.blocks):
             for j, attn in enumerate(block.attn):
                 base = f"blocks.{b}.attn.{j}"
@@ -468,6 +499,27 @@ class FakeQuantModel(nn.Module):
             recorder=self._recorder,
         )
 
+    def _replace_sew(self, name: str, block: SewBlock, *, in_scale: float) -> None:
+        """The two convs and the shortcut of a SEW block (both readers of the block input)."""
+        self._replace_synapse(f"{name}.conv1", block.conv1, in_scale=in_scale)
+        self._replace_synapse(f"{name}.conv2", block.conv2)
+        shortcut = block.shortcut
+        if shortcut is None:
+            return
+        quant = self._new_quantizer(
+            f"{name}.shortcut", _PooledConv(shortcut), shortcut.bn, shortcut.lif, in_scale=in_scale
+        )
+        shortcut.pool, shortcut.conv, shortcut.bn = None, _QuantConv(quant), _QuantAffine(quant)
+        shortcut.lif = IntLIF(
+            name=f"{name}.shortcut",
+            threshold=lambda q=quant: q.params.threshold,
+            channel_axes=2,
+            gain=1.0,
+            lif=shortcut.lif,
+            cfg=self.numerics,
+            recorder=self._recorder,
+        )
+
     def _new_quantizer(
         self, name: str, layer: nn.Module, bn: nn.Module, lif: LIFNode, *, in_scale: float = 1.0
     ) -> _SynapseQuantizer:
@@ -487,9 +539,14 @@ class FakeQuantModel(nn.Module):
             return lambda module, args: rec.put(name, args[0])
 
         for i, stage in enumerate(net.tokenizer):
-            if stage.pool is not None:
+            if isinstance(stage, SewBlock):
+                stage.register_forward_hook(after(f"tokenizer.{i}.add"))
+            elif stage.pool is not None:
                 stage.pool.register_forward_hook(after(f"tokenizer.{i}.pool"))
-        (net.blocks[0] if len(net.blocks) else net.head).register_forward_pre_hook(before("tokens"))
+        first = net.embed if net.embed is not None else net.blocks[0] if len(net.blocks) else net.head
+        first.register_forward_pre_hook(before("tokens"))
+        if net.embed is not None:
+            net.embed.register_forward_hook(after("embed"))
         for b, block in enumerate(net.blocks):
             stages = [*block.attn, block.mlp]
             for j in range(len(block.attn)):
@@ -572,19 +629,24 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
             reference={"scale": [float(a) for a in p.scale]},
         )
 
+    def conv(name: str, source: str) -> Op:
+        layer = quants[name].layer
+        if (
+            layer.dilation != (1, 1)
+            or layer.groups != 1
+            or layer.stride[0] != layer.stride[1]
+            or layer.padding[0] != layer.padding[1]
+        ):
+            raise QuantizationError(f"{name}: only square stride/padding, no dilation or groups")
+        return synapse(name, "conv", (source,), stride=layer.stride[0], padding=layer.padding[0])
+
     ops, stream = [], "input"
     for i, stage in enumerate(net.tokenizer):
-        conv = quants[f"tokenizer.{i}"].layer
-        if (
-            conv.dilation != (1, 1)
-            or conv.groups != 1
-            or conv.stride[0] != conv.stride[1]
-            or conv.padding[0] != conv.padding[1]
-        ):
-            raise QuantizationError(f"tokenizer.{i}: only square stride/padding, no dilation or groups")
-        ops.append(
-            synapse(f"tokenizer.{i}", "conv", (stream,), stride=conv.stride[0], padding=conv.padding[0])
-        )
+        if isinstance(stage, SewBlock):
+            ops.extend(_sew_ops(f"tokenizer.{i}", stage, stream, conv))
+            stream = f"tokenizer.{i}.add"
+            continue
+        ops.append(conv(f"tokenizer.{i}", stream))
         stream = f"tokenizer.{i}"
         if stage.pool is not None:
             pool = stage.pool
@@ -599,6 +661,10 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
             stream = f"{stream}.pool"
     ops.append(Op(name="tokens", kind="tokens", inputs=(stream,)))
     stream = "tokens"
+    if net.embed is not None:
+        spikes = _ints(net.embed.spikes(), "embed spikes")
+        ops.append(Op(name="embed", kind="add_const", inputs=(stream,), tensors={"spikes": spikes}))
+        stream = "embed"
     for b, block in enumerate(net.blocks):
         for j, attn in enumerate(block.attn):
             base = f"blocks.{b}.attn.{j}"
@@ -645,6 +711,19 @@ def to_int_model(fq: FakeQuantModel, *, event: bool = False) -> IntModel:
     )
 
 
+def _sew_ops(base: str, block: SewBlock, source: str, conv: Callable[[str, str], Op]) -> list[Op]:
+    """The ops of a SEW block reading ``source``: shortcut conv (first, so the block input dies
+    after ``conv1``), ``conv1``, ``conv2`` and the ``add`` of ``conv2`` and the shortcut."""
+    ops, skip = [], source
+    if block.shortcut is not None:
+        ops.append(conv(f"{base}.shortcut", source))
+        skip = f"{base}.shortcut"
+    ops.append(conv(f"{base}.conv1", source))
+    ops.append(conv(f"{base}.conv2", f"{base}.conv1"))
+    ops.append(Op(name=f"{base}.add", kind="add", inputs=(f"{base}.conv2", skip)))
+    return ops
+
+
 def _sj_int_model(fq: FakeQuantModel, *, event: bool) -> IntModel:
     from .interop.quantize import sj_int_ops
 
@@ -672,6 +751,8 @@ def _sj_int_model(fq: FakeQuantModel, *, event: bool) -> IntModel:
 
 
 def _config_dict(cfg: Any) -> dict[str, Any]:
+    if isinstance(cfg, HwSpikeformerConfig):  # later fields at their defaults left out
+        return cfg.to_dict()
     return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
 
 

@@ -9,6 +9,10 @@
 3. ``python -m host.run --backend pynq`` runs there and prints its report here; without
    ``--clock-mhz`` it reports frames per second at the configuration's clock.
 
+The same for both board families (a PYNQ-Z2 image, a Kria image with Kria-PYNQ): the overlay
+carries the difference. ``--config`` / ``--part`` name the configuration as ``make bitstream``
+does (:func:`host.bitstream.resolve_target`).
+
 ``--stage-only`` stops after step 1 (and prints the two remote commands).
 """
 
@@ -23,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .bitstream import OVERLAY_NAME
+from .bitstream import OVERLAY_NAME, TargetError, resolve_target
 
 __all__ = ["PACKAGES", "VENDORED", "stage", "remote_run_command", "main"]
 
@@ -112,7 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--python", default=DEFAULT_PYTHON, help=f"Python on the board (default: {DEFAULT_PYTHON})"
     )
-    p.add_argument("--config", default="pynq-z2", help="accelerator configuration of the overlay")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="accelerator configuration of the overlay (default: --part's, else pynq-z2)",
+    )
+    p.add_argument("--part", default=None, help="the overlay's Vivado part (picks the configuration)")
     p.add_argument("--samples", default="all", help="test vectors to run on the board, or 'all' (default)")
     p.add_argument(
         "--clock-mhz",
@@ -126,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --board user@host is required (or --stage-only)", file=sys.stderr)
         return 2
     try:
+        # A configuration alone is taken as it is (the board runs what the overlay was built for).
+        config = (
+            args.config if args.part is None and args.config else resolve_target(args.config, args.part)[0]
+        )
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         staged = stage(args.stage, export=args.export, overlay_dir=args.overlay_dir)
     except (FileNotFoundError, ModuleNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -135,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{shlex.quote(f'mkdir -p {args.board_dir} && tar -xzf - -C {args.board_dir}')}"
     )
     run = remote_run_command(
-        args.board_dir, python=args.python, config=args.config, samples=args.samples, clock_mhz=args.clock_mhz
+        args.board_dir, python=args.python, config=config, samples=args.samples, clock_mhz=args.clock_mhz
     )
     print(f"[deploy] staged {staged}")
     if args.stage_only:

@@ -7,8 +7,9 @@ derived figure (PE parameters, memory sizes, peak rate, the configuration hash t
 hardware reports) is computed here and nowhere else.
 
 :data:`ACCEL_CONFIGS` holds the named presets: ``sim`` (small, fast to simulate;
-the regression tests use it) and ``pynq-z2`` (the xc7z020 board configuration with a
-peak of ``L x T x K = 1024`` synaptic operations per cycle).
+the regression tests use it), ``pynq-z2`` (the xc7z020 board configuration with a
+peak of ``L x T x K = 1024`` synaptic operations per cycle) and ``kv260`` (the Kria K26,
+Zynq UltraScale+, with 2048). :data:`BOARD_PARTS` names the FPGA part of each board preset.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from contract.checks import check_int
 from contract.numerics import NumericsConfig
 from protocol.params import AttentionParams, LIFArrayParams, SynapseArrayParams
 
-__all__ = ["STREAM_BITS", "AcceleratorConfig", "ACCEL_CONFIGS", "ConfigError", "get_config"]
+__all__ = ["STREAM_BITS", "AcceleratorConfig", "ACCEL_CONFIGS", "BOARD_PARTS", "ConfigError", "get_config"]
 
 #: Width of the AXI4-Stream data buses (``s_axis_tdata``, ``m_axis_tdata``) in bits.
 STREAM_BITS = 64
@@ -104,6 +105,12 @@ class AcceleratorConfig:
         accumulators; the activation and weight memories are split into ``K`` interleaved
         banks so the ``K`` consecutive activation words of a beat and the weights of their
         (up to ``K``) channels are read in one cycle.
+    zero_skip:
+        The conv engine reads only the non-zero activation words of each kernel tap
+        (:mod:`protocol.zero_skip`): the core keeps an occupancy bit per activation word,
+        a beat takes one non-zero word from each activation bank, and the weight memory
+        is two copies, one per bank's word. Needs ``words_per_beat = 2``. A dot product
+        then takes cycles in proportion to its non-zero words, not its fan-in.
     """
 
     name: str
@@ -123,6 +130,7 @@ class AcceleratorConfig:
     clock_mhz: float = 100.0
     serial_synapse: bool = False
     words_per_beat: int = 1
+    zero_skip: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -145,6 +153,13 @@ class AcceleratorConfig:
             raise ConfigError(
                 f"AcceleratorConfig.words_per_beat = {words} needs serial_synapse = True (the "
                 "synapse PE takes one word per beat)"
+            )
+        if not isinstance(self.zero_skip, bool):
+            raise ConfigError(f"AcceleratorConfig.zero_skip must be a bool, not {self.zero_skip!r}")
+        if self.zero_skip and words != 2:
+            raise ConfigError(
+                "AcceleratorConfig.zero_skip needs words_per_beat = 2 (a beat takes one non-zero "
+                f"word from each of the two activation banks), not {words}"
             )
         if (lanes * self.numerics.weight_bits) % STREAM_BITS:
             raise ConfigError(
@@ -293,10 +308,16 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
     # models (T <= 4, D <= 64, N <= 64) at 16 lanes x 4 steps x 2 words = 128 synaptic ops
     # per cycle.
     "sim": AcceleratorConfig(name="sim", lanes=16, lif_lanes=8, serial_synapse=True, words_per_beat=2),
+    # `sim` with zero-word skipping in CONV (protocol.zero_skip): a dot product's cycles
+    # follow its non-zero activation words.
+    "sim-zero-skip": AcceleratorConfig(
+        name="sim-zero-skip", lanes=16, lif_lanes=8, serial_synapse=True, words_per_beat=2, zero_skip=True
+    ),
     # PYNQ-Z2 (xc7z020): 32 lanes x 16 steps x 2 words = 1024 synaptic ops per cycle with
     # 512 spike-enabled accumulators; one LIF lane (16 neurons), as fast as the one-word-per-
     # cycle spike writer it feeds. hw-gesture's transformer (N = 64, D = 256, T = 16) fits
-    # the activation memory.
+    # the activation memory; the weight memory holds a 3x3 conv over 256 channels (fan-in
+    # 2304, Spikformer-2-256's positional-encoding conv).
     "pynq-z2": AcceleratorConfig(
         name="pynq-z2",
         timesteps=16,
@@ -306,7 +327,7 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
         max_group=1024,
         max_tokens=64,
         amem_depth=131072,
-        wmem_depth=1152,
+        wmem_depth=2304,
         max_features=256,
         acc_bits=22,
         head_acc_bits=40,
@@ -314,7 +335,36 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
         serial_synapse=True,
         words_per_beat=2,
     ),
+    # KV260 (Kria K26, xck26: 117,120 LUT, 144 BRAM36, 64 URAM288, UltraScale+ -2LV): 64 lanes x 16
+    # steps x 2 words = 2048 synaptic ops per cycle (twice pynq-z2; 128 lanes would pass the 80 % LUT
+    # budget). The activation memory (2 banks of 131072 x 16 bits) goes to URAM: even stored one
+    # word per 72-bit row (no packing) its banks take the 64 URAM288; the weights (2304 rows: a 3x3
+    # conv over 256 channels, as pynq-z2) stay in BRAM. 200 MHz: the -2 UltraScale+
+    # fabric, about twice the -1 Zynq-7000's rate for this datapath; no timing closure yet.
+    "kv260": AcceleratorConfig(
+        name="kv260",
+        timesteps=16,
+        lanes=64,
+        lif_lanes=1,
+        head_dim=16,
+        max_group=1024,
+        max_tokens=64,
+        amem_depth=262144,
+        wmem_depth=2304,
+        max_features=256,
+        acc_bits=22,
+        head_acc_bits=40,
+        profile_depth=64,
+        clock_mhz=200.0,
+        serial_synapse=True,
+        words_per_beat=2,
+    ),
 }
+
+#: The FPGA part each board preset is built for: ``make bitstream``'s default part and the device
+#: :mod:`sim.accel.synth` checks the fit against. Kept beside the configurations, not in them: the
+#: part does not change the generated hardware (nor :attr:`AcceleratorConfig.config_hash`).
+BOARD_PARTS: dict[str, str] = {"pynq-z2": "xc7z020clg400-1", "kv260": "xck26-sfvc784-2LV-c"}
 
 
 def get_config(name: str | AcceleratorConfig) -> AcceleratorConfig:

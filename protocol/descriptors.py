@@ -113,7 +113,7 @@ DESCRIPTOR_FIELDS: tuple[DescriptorField, ...] = _fields(
     ("pool_kernel", 8, False),
     ("pool_stride", 8, False),
     ("pool_padding", 8, False),
-    ("reserved1", 8, False),
+    ("pool_pad_top", 8, False),
     ("check", 32, False),
 )
 
@@ -238,11 +238,12 @@ def field_checks(
             "window": window_ok,
             "geometry": geometry_ok & (d.out_c >= 1),
             "fan_in": d.in_c * d.kernel * d.kernel <= cfg.wmem_depth,
-            "pool": equals(d.pool_kernel, 0)
+            "pool": (equals(d.pool_kernel, 0) & equals(d.pool_pad_top, 0))
             | (
                 (d.pool_kernel <= MAX_POOL_KERNEL)
                 & (d.pool_stride >= 1)
                 & (d.pool_padding * 2 <= d.pool_kernel)
+                & (d.pool_pad_top <= d.pool_padding)
             ),
         },
         Opcode.POOL: {
@@ -442,14 +443,16 @@ FIELD_DOCS: dict[str, str] = {
     "kernel": "CONV, POOL: window k (k x k)",
     "stride": "CONV, POOL: stride",
     "pad_top": "CONV, POOL: zero rows above the input (rows below it read as zero)",
-    "pad_left": "CONV, POOL: zero columns left of the input",
+    "pad_left": "CONV, POOL: zero columns left of the input (also the rows below a pooled CONV's "
+    "input: its conv output has (in_h + pad_top + pad_left - k) / stride + 1 rows)",
     "reserved0": "0",
     "count": "LOAD, STORE: activation words; ADD: elements (positions x channels)",
     "threshold": "ATTENTION: attention-LIF threshold",
     "pool_kernel": "CONV: window of the max-pool of currents before the LIF (0: no pool)",
     "pool_stride": "CONV: stride of that pool",
-    "pool_padding": "CONV: its padding (padded taps hold the smallest current), <= pool_kernel / 2",
-    "reserved1": "0",
+    "pool_padding": "CONV: its padding left (padded taps hold the smallest current), <= pool_kernel / 2",
+    "pool_pad_top": "CONV: pool padding rows above the first conv row, <= pool_padding "
+    "(pool_padding, or 0 for a band that starts below the top)",
     "check": "all: the 16 32-bit halves of the descriptor sum to 0 mod 2**32",
 }
 

@@ -17,6 +17,7 @@ from contract import numerics as nm
 from contract.intmodel import group_tokens, ungroup_tokens
 from protocol.config import STREAM_BITS, AcceleratorConfig
 from protocol.descriptors import DESC_WORDS, Descriptor, DescriptorError, Grouping, Opcode
+from protocol.perf import command_cycles
 from protocol.program import (
     activation_words,
     stream_to_words,
@@ -59,6 +60,9 @@ class Emulator:
         self.cfg = config
         self.amem = np.zeros(config.amem_depth, dtype=np.uint64)
         self.executed: list[Descriptor] = []
+        #: Cycles of each executed command by the cycle model, for the data it met
+        #: (a zero-skipping CONV's count follows its input's non-zero words).
+        self.cycles: list[int] = []
 
     # ------------------------------------------------------------------ stream access
     def run(self, stream: np.ndarray) -> np.ndarray:
@@ -66,7 +70,7 @@ class Emulator:
         words = iter(np.asarray(stream, dtype=np.uint64).tolist())
         out: list[int] = []
         index = 0
-        self.executed = []
+        self.executed, self.cycles = [], []
         while True:
             try:
                 header = [next(words) for _ in range(DESC_WORDS)]
@@ -83,6 +87,8 @@ class Emulator:
             except DescriptorError as exc:
                 raise EmulatorError(str(exc)) from None
             self.executed.append(desc)
+            skipping = self.cfg.zero_skip and desc.opcode == Opcode.CONV
+            self.cycles.append(command_cycles(desc, self.cfg, self.amem != 0 if skipping else None)[0])
             if desc.opcode == Opcode.END:
                 rest = list(words)
                 if rest:
@@ -140,8 +146,9 @@ class Emulator:
         k, s = d.kernel, d.stride
         conv_h, conv_w = d.out_h, d.out_w
         if d.pool_kernel:
-            # A pooled CONV's conv output is that of symmetric padding; out_h, out_w are pooled.
-            conv_h = (d.in_h + 2 * d.pad_top - k) // s + 1
+            # out_h, out_w are pooled; the conv output pads below as on the left (a band at the
+            # bottom edge has pad_top 0 and the image's bottom padding).
+            conv_h = (d.in_h + d.pad_top + d.pad_left - k) // s + 1
             conv_w = (d.in_w + 2 * d.pad_left - k) // s + 1
         need_h, need_w = (conv_h - 1) * s + k, (conv_w - 1) * s + k
         padded = np.zeros(
@@ -164,12 +171,12 @@ class Emulator:
     def _pool_currents(self, d: Descriptor, current: np.ndarray) -> np.ndarray:
         """Max over each pooled position's window of conv currents ``[T, O, conv_h, conv_w]``;
         taps outside the conv output hold the smallest current (docs/numerics.md section 6)."""
-        k, s, p = d.pool_kernel, d.pool_stride, d.pool_padding
+        k, s, p, top = d.pool_kernel, d.pool_stride, d.pool_padding, d.pool_pad_top
         t, o, conv_h, conv_w = current.shape
         lo = -(1 << (self.cfg.numerics.membrane_bits - 1))
         need_h, need_w = (d.out_h - 1) * s + k, (d.out_w - 1) * s + k
-        padded = np.full((t, o, max(need_h, p + conv_h), max(need_w, p + conv_w)), lo, dtype=np.int64)
-        padded[:, :, p : p + conv_h, p : p + conv_w] = current
+        padded = np.full((t, o, max(need_h, top + conv_h), max(need_w, p + conv_w)), lo, dtype=np.int64)
+        padded[:, :, top : top + conv_h, p : p + conv_w] = current
         return nm.current_maxpool2d(
             padded[:, :, :need_h, :need_w],
             kernel=k,

@@ -21,10 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from protocol.bands import BandedStage
 from protocol.config import STREAM_BITS, AcceleratorConfig
 from protocol.descriptors import DESC_WORDS, Descriptor, Grouping, Opcode
 from protocol.program import Program
+from protocol.zero_skip import window_cycles
 
 __all__ = [
     "CommandEstimate",
@@ -67,8 +70,30 @@ class CommandEstimate:
     words_out: int = 0
 
 
-def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
-    """``(cycles, synaptic ops)`` of a CONV."""
+def _skipping_compute(d: Descriptor, cfg: AcceleratorConfig, occupied: np.ndarray, tail: int) -> int:
+    """Compute cycles of one output-channel group of a zero-skipping CONV.
+
+    Dot product ``j`` holds the array for its scan cycles (:func:`protocol.zero_skip.window_cycles`)
+    and the flush (``hold``); its first set-up cycle hides in the previous flush. Position
+    ``i``'s jobs are ready when its window's last dot product is (``T_i``) and leave after
+    the previous position's (``lanes`` cycles each): ``done_i = max(T_i, done_(i-1) + lanes)``.
+    With equal dot products this is the dense formula's ``max(computing, writing)``.
+    """
+    beats, setup = window_cycles(d, occupied)
+    hold = 1 if cfg.serial_synapse else cfg.chunks - 1
+    per_dot = beats - setup + hold
+    ready = np.cumsum(per_dot.sum(axis=1)) + int(setup[0, 0])
+    done = -(1 << 62)
+    for t in ready.tolist():
+        done = max(t, done + cfg.lanes)
+    return done + tail
+
+
+def _conv_cycles(
+    d: Descriptor, cfg: AcceleratorConfig, occupied: np.ndarray | None = None
+) -> tuple[int, int]:
+    """``(cycles, synaptic ops)`` of a CONV; with ``zero_skip``, for the activation memory's
+    ``occupied`` words (``None``: every word non-zero, the most cycles)."""
     groups = -(-d.out_c // cfg.lanes)
     beats = d.kernel * d.kernel * cfg.rows_per_tap(d.in_c, d.planes_in)  # per result
     positions = d.out_h * d.out_w  # LIF jobs' positions
@@ -88,12 +113,16 @@ def _conv_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     # without a break from the first job on. Both expressions agree at the boundary.
     writing = window * (beats + hold) - hold + delay + latency + positions * cfg.lanes + 3
     fan_in = d.in_c * d.kernel * d.kernel  # weight-memory words of a group
+    if cfg.zero_skip:
+        if occupied is None:
+            occupied = np.ones(cfg.amem_depth, dtype=bool)
+        computing = writing = _skipping_compute(d, cfg, occupied, delay + latency + cfg.lanes + 3 - hold)
     per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + max(computing, writing)
     conv_positions = positions
-    if d.pool_kernel:
-        conv_positions = ((d.in_h + 2 * d.pad_top - d.kernel) // d.stride + 1) * (
-            (d.in_w + 2 * d.pad_left - d.kernel) // d.stride + 1
-        )
+    if d.pool_kernel:  # the conv positions the windows read (a band's last rows may be unread)
+        conv_h = (d.in_h + d.pad_top + d.pad_left - d.kernel) // d.stride + 1
+        read_h = (d.out_h - 1) * d.pool_stride + d.pool_kernel - d.pool_pad_top
+        conv_positions = min(conv_h, read_h) * ((d.in_w + 2 * d.pad_left - d.kernel) // d.stride + 1)
     ops = d.timesteps * conv_positions * d.out_c * d.in_c * d.kernel * d.kernel * d.planes_in
     return groups * per_group - 1, ops
 
@@ -165,8 +194,12 @@ def _head_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     return pool + d.classes * per_class
 
 
-def command_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
-    """``(cycles, synaptic ops)`` of one command on ``cfg``."""
+def command_cycles(
+    d: Descriptor, cfg: AcceleratorConfig, occupied: np.ndarray | None = None
+) -> tuple[int, int]:
+    """``(cycles, synaptic ops)`` of one command on ``cfg``; ``occupied`` (the activation
+    memory's non-zero words when the command starts) makes a zero-skipping CONV's count
+    that of its data (:mod:`protocol.zero_skip`)."""
     op = d.opcode
     if op == Opcode.END:
         return DESC_WORDS, 0
@@ -177,7 +210,7 @@ def command_cycles(d: Descriptor, cfg: AcceleratorConfig) -> tuple[int, int]:
     elif op == Opcode.ADD:
         engine = d.count * d.planes_out * 2 + _TRANSFER_EXTRA[op]
     elif op == Opcode.CONV:
-        engine, ops = _conv_cycles(d, cfg)
+        engine, ops = _conv_cycles(d, cfg, occupied)
         return COMMAND_OVERHEAD + engine, ops
     elif op == Opcode.ATTENTION:
         engine = _attention_cycles(d, cfg)

@@ -1,6 +1,6 @@
 """Accelerator benchmark: simulator speed, wall time per inference and the cycle model.
 
-``python scripts/bench_accel.py [--export DIR] [--config sim] [--samples 4] [--gesture]``
+``python scripts/bench_accel.py [--export DIR] [--config sim] [--samples 4] [--gesture [CONFIG]]``
 
 * runs ``--samples`` inferences of the model with the host driver on the simulated backend
   (the accelerator's Verilog under Verilator with the C++ AXI4-Lite and AXI DMA models,
@@ -10,7 +10,8 @@
 * prints the analytic cycle model of the same program (per layer, frames per second at
   the configuration's clock, stream traffic, synaptic operations per cycle);
 * ``--gesture`` also prints the model of the paper-sized ``hw-gesture`` (128 x 128, T = 16)
-  on the ``pynq-z2`` configuration, band tiling of the oversize tokenizer stages included.
+  on the ``pynq-z2`` configuration, band tiling of the oversize tokenizer stages included;
+  ``--gesture kv260`` on another configuration (frames per second at its clock).
 
 Without ``--export`` the ``make demo`` export (``build/export/hw-tiny-digits``) is used when
 present, else an untrained quantized ``hw-tiny`` (the schedule, and so every cycle count,
@@ -67,7 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--samples", type=int, default=4, help="inferences to simulate (default 4)")
     parser.add_argument("--no-sim", action="store_true", help="only print the cycle model")
-    parser.add_argument("--gesture", action="store_true", help="also model hw-gesture on pynq-z2")
+    parser.add_argument(
+        "--gesture",
+        nargs="?",
+        const="pynq-z2",
+        default=None,
+        choices=sorted(ACCEL_CONFIGS),
+        metavar="CONFIG",
+        help="also model hw-gesture on CONFIG (default pynq-z2)",
+    )
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error(f"--samples must be positive, not {args.samples}")
@@ -106,15 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  logits bit-exact with the integer model: {'yes' if bit_exact.exact else 'NO'}")
 
-    if args.gesture:
+    if args.gesture is not None:
         gesture = firing_int_model("hw-gesture")
-        pynq = get_config("pynq-z2")
-        rep, _, resident = plan(gesture, pynq)
-        print("\nhw-gesture (2x128x128, T=16) on pynq-z2 (the compiled band-tiled program):")
+        board = get_config(args.gesture)
+        rep, _, resident = plan(gesture, board)
+        print(
+            f"\nhw-gesture (2x128x128, T=16) on {board.name} (peak {board.peak_synaptic_ops} synaptic "
+            "ops/cycle; the compiled band-tiled program):"
+        )
         print(rep.table())
         print(
             f"  a fully resident schedule would need {resident} activation words "
-            f"({resident * pynq.timesteps / 8 / 1024:.0f} KiB)"
+            f"({resident * board.timesteps / 8 / 1024:.0f} KiB)"
         )
     return 0
 

@@ -1,7 +1,7 @@
 """The accelerator top's Verilog lints clean with waivers scoped to Amaranth writer artefacts.
 
 :func:`sim.accel.lint.line_waivers` is checked on hand-written Verilog in Amaranth's
-output style (fast); the ``sim`` configuration's top is generated and linted like
+output style (fast); the ``sim`` and ``sim-zero-skip`` tops are generated and linted like
 ``make rtl`` does (Verilator).
 """
 
@@ -68,8 +68,9 @@ def test_line_waivers_cover_only_amaranth_artefacts() -> None:
 
 @pytest.mark.slow
 @pytest.mark.sim
-def test_accel_top_lints_clean(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", ["sim", "sim-zero-skip"])
+def test_accel_top_lints_clean(tmp_path: Path, config: str) -> None:
     """``verilator --lint-only -Wall`` with sim.lint's waivers plus the generated, scoped ones."""
-    paths = generate("sim", tmp_path)
+    paths = generate(config, tmp_path)
     scoped = write_waivers(paths["verilog"])
     lint.lint(paths["verilog"], waivers=lint.write_waivers(tmp_path), extra_waivers=[scoped])

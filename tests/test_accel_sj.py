@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 
 from contract.intmodel import IntModel, compare_traces
+from golden.workloads import firing_int_model
 from protocol.compiler import compile_model
 from protocol.config import ACCEL_CONFIGS
+from protocol.descriptors import Opcode
 from protocol.emulator import Emulator
+from protocol.perf import plan, report
 from protocol.segments import run_program
 
+from accel_models import assert_emulator_matches_model
 from test_sj_quantize import KW, _inputs, _quantized
 
 SIM = ACCEL_CONFIGS["sim"]
@@ -39,18 +43,11 @@ def _without_current_pools(model: IntModel) -> IntModel:
 
 
 def _assert_emulated_equal(model: IntModel, x: np.ndarray) -> None:
-    logits, trace = model.run(x, trace=True)
+    _, trace = model.run(x, trace=True)
     for name, kind in ((op.name, op.kind) for op in model.ops):
         if kind in LIF_KINDS:
             assert 0 < trace[name].mean() < 1, f"{name} must fire for the comparison to prove anything"
-    program = compile_model(model, SIM, trace=True)
-    emulator = Emulator(SIM)
-    for i in range(len(x)):
-        got_logits, got_trace = program.decode(run_program(program, x[i], emulator.run))
-        expected = {name: value[:, i : i + 1] for name, value in trace.items()}
-        assert set(program.trace_names) >= {op.name for op in model.ops if op.kind != "head"}
-        assert compare_traces(expected, got_trace, names=program.trace_names) is None
-        np.testing.assert_array_equal(got_logits, logits[i])
+    assert_emulator_matches_model(SIM, model, x)
 
 
 def test_spikformer_without_current_pools_runs_on_the_emulator() -> None:
@@ -110,3 +107,40 @@ def test_spikformer_bit_exact_on_the_simulated_rtl_through_the_host_driver() -> 
             driver.close()
     assert report.exact, report.summary()
     assert report.samples == 2 and (report.result.cycles > 0).all()
+
+
+# ---------------------------------------------------------------------------- paper-sized
+@pytest.fixture(scope="module")
+def paper() -> IntModel:
+    """Spikformer-2-256 for 2x128x128 DVS at T=16 (the converter's target family, seeded
+    statistics), every stem stage pooling its currents."""
+    return firing_int_model("sj-spikformer-2-256-gesture")
+
+
+def test_paper_sized_spikformer_compiles_for_pynq_z2(paper: IntModel) -> None:
+    """The stem's first two pooled convs exceed the activation memory and run band tiled."""
+    cfg = ACCEL_CONFIGS["pynq-z2"]
+    assert [op.name for op in paper.ops if op.kind == "conv_maxpool"] == [f"stem.{i}" for i in range(4)]
+    rep, stages, resident = plan(paper, cfg)
+    assert [s.ops for s in stages] == [("stem.0",), ("stem.1",)]
+    assert all(s.bands > 1 and s.amem_words <= cfg.amem_depth for s in stages)
+    assert rep.segments == len(stages) + 1 and rep.amem_words_used <= cfg.amem_depth < resident
+    program = compile_model(paper, cfg)
+    assert (report(program).cycles, report(program).stream_in_bytes) == (rep.cycles, rep.stream_in_bytes)
+    pooled = [c.descriptor for c in program.commands if c.opcode == Opcode.CONV and c.descriptor.pool_kernel]
+    assert len(pooled) == sum(s.bands for s in stages) + 2
+    assert 5e6 < rep.cycles < 5e7
+
+
+def test_paper_sized_spikformer_bit_exact_on_the_emulator(paper: IntModel) -> None:
+    """The traced band-tiled program on pynq-z2 == the integer model at every layer."""
+    cfg = ACCEL_CONFIGS["pynq-z2"]
+    program = compile_model(paper, cfg, trace=True)
+    x = np.random.default_rng(0).integers(0, 3, (1, paper.timesteps, *paper.input_shape))
+    logits, trace = paper.run(x, trace=True)
+    for op in paper.ops:
+        if op.kind in LIF_KINDS:
+            assert 0 < trace[op.name].mean() < 1, f"{op.name} must fire for the comparison to prove anything"
+    got_logits, got_trace = program.decode(run_program(program, x[0], Emulator(cfg).run))
+    np.testing.assert_array_equal(got_logits, logits[0])
+    assert compare_traces(trace, got_trace, names=program.trace_names) is None

@@ -5,8 +5,12 @@
   :func:`sim.accel.rtl.write_top` writes (the ``sim`` configuration: port names and widths do
   not depend on the configuration, and the ``pynq-z2`` top takes minutes to generate),
   the names from the ``set`` lines of board/bitstream.tcl, and every accelerator pin
-  the block design connects must be one of them.
-* :mod:`host.bitstream` stops at once, before generating anything, without ``vivado``.
+  the block design connects must be one of them. The accelerator side of the block design is
+  one piece of script for both families (Zynq-7000, Zynq UltraScale+); each family's
+  processing system sets the same PS pin names, and the ZynqMP one uses the ports the issue
+  names (``zynq_ultra_ps_e``, HPM0_FPD, HP0_FPD, pl_clk0 at the configuration's clock).
+* :mod:`host.bitstream` stops at once, before generating anything, without ``vivado``, for
+  both families; configuration and part resolve to each other (``ACCEL_CONFIG``, ``BOARD_PART``).
 * The make targets pass the right arguments (the clock only as an override of the
   configuration's); ``deploy`` stages a directory that runs on a board's Python (the pure
   packages ``contract``, ``protocol``, ``host``, the overlay and the export).
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,8 +140,17 @@ def test_block_design_connects_only_those_names() -> None:
         assert re.search(rf"CONFIG\.{key} {re.escape(value)}\b", TCL), key
 
 
-def test_tcl_arguments_match_the_wrapper(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("part", "family", "board"),
+    [
+        (None, "zynq", "*pynq-z2*"),
+        ("xck26-sfvc784-2LV-c", "zynqmp", "*kv260_som*"),
+        ("xczu3eg-sbva484-1-i", "zynqmp", "-"),
+    ],
+)
+def test_tcl_arguments_match_the_wrapper(tmp_path, part, family, board) -> None:
     names = re.search(r"^lassign \$argv (.+)$", TCL, re.MULTILINE).group(1).split()
+    assert f"[llength $argv] != {len(names)}" in TCL
     command = bitstream.vivado_command(
         Path("/opt/vivado"),
         verilog=tmp_path / "top.v",
@@ -144,6 +158,7 @@ def test_tcl_arguments_match_the_wrapper(tmp_path) -> None:
         out=tmp_path,
         clock_mhz=125,
         jobs=3,
+        **({} if part is None else {"part": part}),
     )
     args = dict(zip(names, command[command.index("-tclargs") + 1 :], strict=True))
     assert args == {
@@ -153,7 +168,9 @@ def test_tcl_arguments_match_the_wrapper(tmp_path) -> None:
         "overlay": bitstream.OVERLAY_NAME,
         "ip_inst": bitstream.IP_INSTANCE,
         "dma_inst": bitstream.DMA_INSTANCE,
-        "part": "xc7z020clg400-1",
+        "part": part or "xc7z020clg400-1",
+        "family": family,
+        "board_glob": board,
         "length_width": str(bitstream.DMA_LENGTH_WIDTH),
         "clock_mhz": "125",
         "jobs": "3",
@@ -162,11 +179,80 @@ def test_tcl_arguments_match_the_wrapper(tmp_path) -> None:
     assert bitstream.DMA_LENGTH_WIDTH >= 23
 
 
-def test_bitstream_stops_at_once_without_vivado(tmp_path) -> None:
+def ps_branches() -> dict[str, str]:
+    """The TCL of each family's processing system (step 2a), by family."""
+    zynq = re.search(r'^if \{\$family eq "zynq"\} \{\n(.*?)^\} else \{\n(.*?)^\}\n', TCL, re.M | re.S)
+    assert zynq, "board/bitstream.tcl has no zynq / zynqmp switch for the processing system"
+    return {"zynq": zynq.group(1), "zynqmp": zynq.group(2)}
+
+
+PS_NAMES = ("PS_CLOCK", "PS_RESETN", "PS_CONTROL", "PS_MEMORY", "PS_BUS_CLOCKS")
+
+
+def test_both_families_share_the_accelerator_side() -> None:
+    branches = ps_branches()
+    for family, text in branches.items():
+        names = re.findall(r"^\s*set (PS_\w+) ", text, re.M)
+        assert tuple(names) == PS_NAMES, family
+        # No accelerator, DMA or interconnect pin inside a branch: that part is shared.
+        assert "$ip_inst" not in text and "$dma_inst" not in text and "axi_interconnect" not in text, family
+    shared = TCL.replace(branches["zynq"], "").replace(branches["zynqmp"], "")
+    # Outside the branches the processing system is reached only through the PS_* names.
+    assert "processing_system7_0/" not in shared and "zynq_ultra_ps_e_0/" not in shared
+    for name in PS_NAMES:
+        assert f"${name}" in shared, name
+    # Packaging happens once (no copy per family).
+    assert TCL.count("ipx::package_project") == 1 and TCL.count("launch_runs impl_1") == 1
+
+
+def test_zynqmp_processing_system_ports() -> None:
+    text = ps_branches()["zynqmp"]
+    assert "xilinx.com:ip:zynq_ultra_ps_e" in text
+    sets = dict(re.findall(r"^\s*set (PS_\w+) (.+)$", text, re.M))
+    assert sets["PS_CONTROL"] in ("zynq_ultra_ps_e_0/M_AXI_HPM0_FPD", "zynq_ultra_ps_e_0/M_AXI_HPM0_LPD")
+    assert sets["PS_MEMORY"] == "zynq_ultra_ps_e_0/S_AXI_HP0_FPD"
+    assert sets["PS_CLOCK"] == "zynq_ultra_ps_e_0/pl_clk0"
+    assert sets["PS_RESETN"] == "zynq_ultra_ps_e_0/pl_resetn0"
+    # The ports that are used are switched on (HPM0_FPD is M_AXI_GP0, HP0_FPD is S_AXI_GP2), at
+    # the stream width and the configuration's clock.
+    for key, value in (
+        ("PSU__USE__M_AXI_GP0", "1"),
+        ("PSU__USE__S_AXI_GP2", "1"),
+        ("PSU__SAXIGP2__DATA_WIDTH", "$STREAM_BITS"),
+        ("PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ", "$clock_mhz"),
+        ("PSU__FPGA_PL0_ENABLE", "1"),
+    ):
+        assert re.search(rf"CONFIG\.{key} {re.escape(value)}\b", text), key
+    zynq = ps_branches()["zynq"]
+    assert re.search(r"CONFIG\.PCW_FPGA0_PERIPHERAL_FREQMHZ \$clock_mhz\b", zynq)
+
+
+def test_targets_resolve_from_configuration_or_part() -> None:
+    assert bitstream.resolve_target(None, None) == ("pynq-z2", "xc7z020clg400-1")
+    assert bitstream.resolve_target("kv260", None) == ("kv260", "xck26-sfvc784-2LV-c")
+    assert bitstream.resolve_target(None, "xck26-sfvc784-2LV-c") == ("kv260", "xck26-sfvc784-2LV-c")
+    assert bitstream.resolve_target(None, "xc7z020clg400-1") == ("pynq-z2", "xc7z020clg400-1")
+    # Both given: taken as they are (pynq-z2's smaller datapath on a ZCU104's part).
+    assert bitstream.resolve_target("pynq-z2", "xczu7ev-ffvc1156-2-e") == ("pynq-z2", "xczu7ev-ffvc1156-2-e")
+    assert bitstream.ps_family("xczu7ev-ffvc1156-2-e") == "zynqmp"
+    for config, part, match in (
+        ("nope", None, "unknown accelerator configuration"),
+        ("sim", None, "has no board part"),
+        (None, "xczu3eg-sbva484-1-i", "no accelerator configuration is built for part"),
+        ("pynq-z2", "xcvu9p-flga2104-2-i", "neither a Zynq-7000"),
+    ):
+        with pytest.raises(bitstream.TargetError, match=match):
+            bitstream.resolve_target(config, part)
+
+
+@pytest.mark.parametrize(
+    "target", [[], ["--config", "kv260"], ["--part", "xck26-sfvc784-2LV-c"], ["--config", "x"]]
+)
+def test_bitstream_stops_at_once_without_vivado(tmp_path, target) -> None:
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # python, but no vivado
     out = tmp_path / "board"
     done = subprocess.run(
-        [sys.executable, "-m", "host.bitstream", "--out", str(out)],
+        [sys.executable, "-m", "host.bitstream", "--out", str(out), *target],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -174,7 +260,10 @@ def test_bitstream_stops_at_once_without_vivado(tmp_path) -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert "vivado is not on PATH" in done.stderr and "settings64.sh" in done.stderr
+    if target == ["--config", "x"]:
+        assert "unknown accelerator configuration 'x'" in done.stderr
+    else:
+        assert "vivado is not on PATH" in done.stderr and "settings64.sh" in done.stderr
     assert not out.exists()  # nothing generated
 
 
@@ -206,6 +295,44 @@ def test_make_targets(tmp_path) -> None:
     assert (
         "-m host.deploy --board xilinx@pynq --export build/export/x/export --overlay-dir build/board" in out
     ), out
+    assert "--config pynq-z2" in out and "--part" not in out
+
+
+def test_make_targets_for_the_zynqmp_board(tmp_path) -> None:
+    # By configuration: its board part comes from protocol.config, make passes no part.
+    for target in ("bitstream", "deploy"):
+        status, out, err = make("-n", target, "ACCEL_CONFIG=kv260", "BOARD=ubuntu@kria", cwd=tmp_path)
+        assert status == 0 and "--config kv260" in out and "--part" not in out, (target, out, err)
+    # By part: host.bitstream / host.deploy pick the configuration built for it.
+    for target in ("bitstream", "deploy"):
+        status, out, err = make(
+            "-n", target, "BOARD_PART=xck26-sfvc784-2LV-c", "BOARD=ubuntu@kria", cwd=tmp_path
+        )
+        assert status == 0 and "--part xck26-sfvc784-2LV-c" in out and "--config" not in out, (target, out)
+    # Without vivado the bitstream target stops with the message and exit status 2 for both
+    # families (PATH: this python and the system's make and shell, no vivado there).
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    assert shutil.which("vivado", path=env["PATH"]) is None
+    for variable in ("ACCEL_CONFIG=pynq-z2", "ACCEL_CONFIG=kv260", "BOARD_PART=xck26-sfvc784-2LV-c"):
+        done = subprocess.run(
+            [
+                "make",
+                "-f",
+                str(tmp_path / "Makefile.test"),
+                "bitstream",
+                variable,
+                f"BOARD_OUT={tmp_path / 'b'}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2 and "vivado is not on PATH" in done.stderr, (variable, done.stderr)
+        assert not (tmp_path / "b").exists()
+    # deploy resolves the same way: the board runs host.run with the part's configuration.
+    assert deploy.main(["--export", str(tmp_path), "--part", "xczu3eg-sbva484-1-i", "--stage-only"]) == 2
 
 
 def test_demo_runs_the_exports_vectors(tmp_path) -> None:
@@ -380,3 +507,17 @@ def test_board_runtime_check_catches_a_creeping_import(board_files, tmp_path, cr
     export, overlay = board_files
     done = run_board(export, overlay, tmp_path, extra=creeping)
     assert done.returncode != 0 and "may not import" in done.stderr, done.stderr
+
+
+def test_pynq_extras_match_the_board_docs() -> None:
+    # Which pynq goes with which family is stated twice (pyproject's extras, docs/board.md's
+    # table): PYNQ 4.0 has no Pynq-Z2, so the Zynq-7000 extra must stay below it.
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    docs = (ROOT / "docs" / "board.md").read_text()
+    for extra, family in (("board-z2", "Zynq-7000"), ("board-zynqmp", "Zynq UltraScale+")):
+        (spec,) = extras[extra]
+        row = next(line for line in docs.splitlines() if line.startswith(f"| {family} |"))
+        assert f"`{extra}` (`{spec}`)" in row, (extra, row)
+    assert extras["board-z2"] == ["pynq>=3.0,<3.2"]

@@ -84,8 +84,28 @@ def test_trained_tiny_digits_bit_exact_on_32_samples(tiny_export, backend, tmp_p
     assert summary["bit_exact"] and summary["samples"] == 32 and not summary["differing_samples"]
     assert summary["accuracy"] == summary["reference_accuracy"] > 50.0  # a trained model, identical argmax
     assert summary["cycles_min"] > 0 and summary["clock_mhz"] == CONFIG.clock_mhz  # the configuration's clock
+    # The dense engine's cycles do not depend on the data: no per-input model count.
+    assert summary["cycles_min"] == summary["cycles_median"] == summary["cycles_max"]
+    assert summary["model_cycles_for_data"] is None
     assert summary["fps"] == pytest.approx(CONFIG.clock_mhz * 1e6 / summary["cycles_mean"])
     assert "bit-exact yes (32/32 samples" in out
+
+
+def test_zero_skipping_run_reports_cycles_per_input(tiny_export, tmp_path, capsys) -> None:
+    """``host.run --config sim-zero-skip``: bit-exact, cycles that follow each input (min /
+    median / max differ), and the cycle model's count for those inputs within 1 % of the RTL's."""
+    from host.run import main
+
+    report = tmp_path / "report.json"
+    args = ["--export", str(tiny_export), "--backend", "sim", "--config", "sim-zero-skip", "--samples", "8"]
+    status = main([*args, "--jobs", "1", "--json", str(report)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    summary = json.loads(report.read_text())
+    assert summary["bit_exact"] and summary["samples"] == 8
+    assert summary["cycles_min"] < summary["cycles_max"] < summary["model_cycles"]
+    assert summary["model_cycles_for_data"] == pytest.approx(summary["cycles_mean"], rel=0.01)
+    assert "median" in out and "dense-equivalent synaptic ops per cycle" in out
 
 
 def test_two_jobs_equal_one_job(tiny_export, backend, tmp_path, monkeypatch, capsys) -> None:

@@ -23,7 +23,14 @@ from golden.models.hw_spikeformer import (
 from golden.models.spikeformer import Spikeformer
 from golden.neuron import LIFNode, set_backend
 
-HW_PRESETS = ["hw-tiny", "hw-gesture", "hw-cifar10dvs"]
+HW_PRESETS = [
+    "hw-tiny",
+    "hw-gesture",
+    "hw-cifar10dvs",
+    "hw-spikeformer-gesture",
+    "hw-spikeformer-cifar10dvs",
+    "hw-spikeformer-mini",
+]
 REF_PRESETS = ["spikeformer-gesture", "spikeformer-cifar10dvs", "spikeformer-imagenet"]
 # Small enough to run quickly, large enough to keep every stage (hw: 4 pools; ref: up to 4 stride-2).
 # spikeformer-imagenet runs two of its seven blocks: initialising all 39M weights would dominate.
@@ -31,6 +38,10 @@ SMALL = {
     "hw-tiny": {},
     "hw-gesture": {"img_size": 32, "timesteps": 4},
     "hw-cifar10dvs": {"img_size": 32},
+    # The paper's SEW tokenizer (three / six blocks) at 32x32; one block each keeps it quick.
+    "hw-spikeformer-gesture": {"img_size": 32, "timesteps": 4, "depth": 1},
+    "hw-spikeformer-cifar10dvs": {"img_size": 32, "depth": 1},
+    "hw-spikeformer-mini": {},
     "spikeformer-gesture": {"img_size": 32, "timesteps": 2},
     "spikeformer-cifar10dvs": {"img_size": 32},
     "spikeformer-imagenet": {"img_size": 32, "timesteps": 2, "depth": 2},
@@ -374,6 +385,8 @@ def test_reference_trains_one_step() -> None:
         ("hw-tiny", {"depth": 0}, "depth"),
         ("hw-tiny", {"tokenizer_pools": (True,)}, "tokenizer_pools"),
         ("hw-tiny", {"img_size": 1}, "tokens"),
+        ("hw-tiny", {"tokenizer": "sew"}, "tokenizer_strides"),
+        ("hw-spikeformer-mini", {"img_size": 36}, "multiple of its stride"),
         ("hw-tiny", {"widht": 3}, "no field"),
         ("spikeformer-gesture", {"img_size": 100}, "divisible"),
         ("spikeformer-gesture", {"channels": (64, 128, 512)}, "embed_dim"),

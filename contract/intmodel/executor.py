@@ -138,6 +138,11 @@ def _run_add(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace 
     return nm.residual_add(xs[0], xs[1])
 
 
+def _run_add_const(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None) -> np.ndarray:
+    # The constant has no batch axis: every sample gets the same one.
+    return nm.residual_add(xs[0], np.expand_dims(op.tensors["spikes"], 1))
+
+
 def _run_head(op: Op, xs: list[np.ndarray], cfg: nm.NumericsConfig, trace: Trace | None) -> np.ndarray:
     pooled = nm.sum_pool(xs[0], axes=(0, 2))
     if trace is not None:
@@ -153,6 +158,7 @@ _RUN: dict[str, _Run] = {
     "linear": _run_linear,
     "attention": _run_attention,
     "add": _run_add,
+    "add_const": _run_add_const,
     "head": _run_head,
 }
 """Op kind (every key of :data:`~.ops.OP_KINDS`) -> its integer execution."""

@@ -89,12 +89,15 @@ OP_KINDS: dict[str, OpKind] = {
     "linear": OpKind(1, (), ("weight", "bias", "threshold")),
     "attention": OpKind(3, ("grouping", "heads", "threshold"), ()),
     "add": OpKind(2, (), ()),
+    "add_const": OpKind(1, (), ("spikes",)),
     "head": OpKind(1, (), ("weight", "bias")),
 }
 """Op kind -> its inputs, parameters and tensors.
 
 ``conv_maxpool`` is a ``conv`` whose LIF input currents are max-pooled before the LIF
 (SpikingJelly's stem; docs/numerics.md section 6); ``maxpool`` pools spikes after a LIF.
+``add_const`` adds a constant binary tensor of its input's shape (a learned spike embedding,
+the same for every sample; docs/numerics.md section 14).
 """
 
 LIF_KINDS = ("conv", "conv_maxpool", "linear", "attention")

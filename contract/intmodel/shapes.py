@@ -139,6 +139,12 @@ def _infer_add(
     return shapes[0], {}
 
 
+def _infer_add_const(
+    op: Op, shapes: list[Shape], cfg: nm.NumericsConfig, num_classes: int
+) -> tuple[Shape, dict[str, Shape]]:
+    return shapes[0], {"spikes": shapes[0]}
+
+
 def _infer_head(
     op: Op, shapes: list[Shape], cfg: nm.NumericsConfig, num_classes: int
 ) -> tuple[Shape, dict[str, Shape]]:
@@ -162,6 +168,7 @@ _INFER: dict[str, _Infer] = {
     "linear": _infer_linear,
     "attention": _infer_attention,
     "add": _infer_add,
+    "add_const": _infer_add_const,
     "head": _infer_head,
 }
 """Op kind (every key of :data:`~.ops.OP_KINDS`) -> output shape and expected tensor shapes."""
@@ -232,7 +239,7 @@ def check_ranges(op: Op, cfg: nm.NumericsConfig) -> None:
         With category ``"range"`` when a weight, bias or threshold lies outside its range.
     """
     lo, hi = cfg.membrane_min, cfg.membrane_max
-    limits = {"weight": (-cfg.weight_max, cfg.weight_max), "threshold": (1, hi)}
+    limits = {"weight": (-cfg.weight_max, cfg.weight_max), "threshold": (1, hi), "spikes": (0, 1)}
     if op.kind != "head":
         limits["bias"] = (lo, hi)  # the head's bias is a 64-bit logit offset
     for role, (vmin, vmax) in limits.items():

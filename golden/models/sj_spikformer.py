@@ -368,10 +368,33 @@ class SjSpikformer(nn.Module):
         return self.forward_steps(x).mean(dim=0)
 
 
-_PRESETS: dict[str, SjSpikformerConfig] = {"sj-spikformer": SjSpikformerConfig()}
+_PRESETS: dict[str, SjSpikformerConfig] = {
+    "sj-spikformer": SjSpikformerConfig(),
+    # Spikformer-2-256 for DVS128 Gesture as SpikingJelly builds it: Spikformer(T=16,
+    # in_channels=2, img_size_h=img_size_w=128, patch_size=16, num_classes=11,
+    # embed_dims=256, num_heads=16, mlp_ratio=4, depths=2): every stem stage pools, 8x8 tokens.
+    "sj-spikformer-2-256-gesture": SjSpikformerConfig(
+        name="sj-spikformer-2-256-gesture",
+        in_channels=2,
+        img_size=128,
+        num_classes=11,
+        timesteps=16,
+        patch_size=16,
+        embed_dim=256,
+        heads=16,
+        depth=2,
+        mlp_hidden=1024,
+    ),
+}
 
 
 @register_model
 def sj_spikformer(**overrides: Any) -> SjSpikformer:
     """SpikingJelly's ``Spikformer()`` defaults: 3x224x224, T=4, patch 16, D=256, 8 heads, depth 4."""
     return SjSpikformer(apply_overrides(_PRESETS["sj-spikformer"], overrides))
+
+
+@register_model
+def sj_spikformer_2_256_gesture(**overrides: Any) -> SjSpikformer:
+    """Spikformer-2-256 for 2x128x128 DVS at T=16, 11 classes (the paper-sized DVS model)."""
+    return SjSpikformer(apply_overrides(_PRESETS["sj-spikformer-2-256-gesture"], overrides))

@@ -27,16 +27,22 @@ class BankedMemory(wiring.Component):
         Read request; ``rd_data`` (word ``rd_addr``) and, with two banks, ``rd_next``
         (word ``rd_addr + 1``; undefined past the last word) follow one cycle later and
         hold while ``rd_en`` is low.
+    rd_split, rd_odd_row : In
+        With ``split``: while ``rd_split`` is set, the banks are addressed apart, so
+        ``rd_data`` is the even word ``rd_addr`` and ``rd_next`` the odd word
+        ``2 rd_odd_row + 1`` (zero-word skipping picks one word from each bank).
     wr_addr, wr_en, wr_data : In
         One word written per cycle.
     """
 
-    def __init__(self, *, width: int, depth: int, banks: int) -> None:
+    def __init__(self, *, width: int, depth: int, banks: int, split: bool = False) -> None:
         if banks not in (1, 2):
             raise ValueError(f"BankedMemory banks must be 1 or 2, not {banks!r}")
         if depth < banks:
             raise ValueError(f"BankedMemory depth must be at least its {banks} bank(s), not {depth!r}")
-        self._width, self._depth, self._banks = width, depth, banks
+        if split and banks != 2:
+            raise ValueError("BankedMemory split reads need two banks")
+        self._width, self._depth, self._banks, self._split = width, depth, banks, split
         address = (depth - 1).bit_length()
         members = {
             "rd_addr": In(address),
@@ -48,6 +54,8 @@ class BankedMemory(wiring.Component):
         }
         if banks == 2:
             members["rd_next"] = Out(width)
+        if split:
+            members.update({"rd_split": In(1), "rd_odd_row": In(address - 1)})
         super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
@@ -86,6 +94,11 @@ class BankedMemory(wiring.Component):
         odd = Signal()
         with m.If(self.rd_en):
             m.d.sync += odd.eq(self.rd_addr[0])
+        if self._split:
+            with m.If(self.rd_split):
+                m.d.comb += [reads[0].addr.eq(self.rd_addr[1:]), reads[1].addr.eq(self.rd_odd_row)]
+                with m.If(self.rd_en):
+                    m.d.sync += odd.eq(0)
         m.d.comb += [
             self.rd_data.eq(Mux(odd, reads[1].data, reads[0].data)),
             self.rd_next.eq(Mux(odd, reads[0].data, reads[1].data)),

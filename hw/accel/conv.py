@@ -30,18 +30,24 @@ With ``config.serial_synapse`` the array is :class:`hw.accel.serial_synapse.Seri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
 from hw.accel.banked import BankedMemory
-from hw.accel.loops import LoopNest, read_stage, registered
+from hw.accel.loops import LoopNest, ReadStage, read_stage, registered
 from hw.accel.ports import ADDRESS_BITS, engine_members
 from hw.accel.serial_synapse import SerialSynapseArray
+from hw.accel.tap_scanner import TapScanner
 from hw.arith import equals
 from hw.synapse_pe import SynapseArray
 from protocol.config import STREAM_BITS, AcceleratorConfig
+from protocol.zero_skip import divider_shift, reciprocal
 
 __all__ = ["ConvEngine"]
 
@@ -73,6 +79,32 @@ def _first_word_position(
     return channel, plane
 
 
+def _weight_copy(m: Module, name: str, width: int, depth: int) -> SimpleNamespace:
+    """A weight memory with one read and one write port, seen as :class:`BankedMemory` of one
+    bank is (``rd_addr``, ``rd_en``, ``rd_data``, ``wr_addr``, ``wr_en``, ``wr_data``)."""
+    m.submodules[name] = memory = Memory(shape=width, depth=depth, init=[])
+    rd, wr = memory.read_port(transparent_for=()), memory.write_port()
+    return SimpleNamespace(
+        rd_addr=rd.addr, rd_en=rd.en, rd_data=rd.data, wr_addr=wr.addr, wr_en=wr.en, wr_data=wr.data
+    )
+
+
+@dataclass(frozen=True)
+class _Taps:
+    """What the beat-request generators need of the loop nest: the nest, the current tap's
+    padding flag, first address and weight row, its words ``C P``, the output address and
+    window flags the results carry, and the beat consumer's ``ready``."""
+
+    loop: LoopNest
+    pad: Value
+    addr: Value
+    weights: Value
+    words: Value
+    oaddr: Value
+    window: Value
+    ready: Value
+
+
 class ConvEngine(wiring.Component):
     """The ``CONV`` command engine (see the module docstring).
 
@@ -99,7 +131,12 @@ class ConvEngine(wiring.Component):
         super().__init__(
             {
                 **engine_members(
-                    config, read=True, read_pairs=config.words_per_beat > 1, words_in=True, lif=True
+                    config,
+                    read=True,
+                    read_pairs=config.words_per_beat > 1,
+                    words_in=True,
+                    lif=True,
+                    occupancy=config.zero_skip,
                 ),
                 "overflow": Out(1),
             }
@@ -121,14 +158,19 @@ class ConvEngine(wiring.Component):
         else:
             syn = SynapseArray(syn_params)
         m.submodules.synapse = syn
-        m.submodules.wmem = wmem = BankedMemory(width=word_bits, depth=cfg.wmem_depth, banks=words)
+        if cfg.zero_skip:  # the two words of a beat have unrelated channels: a weight copy each
+            wmems = [_weight_copy(m, f"wmem{k}", word_bits, cfg.wmem_depth) for k in range(2)]
+        else:
+            m.submodules.wmem = wmem = BankedMemory(width=word_bits, depth=cfg.wmem_depth, banks=words)
+            wmems = [wmem]
         tag_bits = ADDRESS_BITS + lanes.bit_length()
         m.submodules.tags = tags = SyncFIFO(width=tag_bits + 3, depth=4)  # + real, first, last of window
         m.d.comb += self.overflow.eq(syn.overflow)
 
         # ---------------------------------------------------------------- derived quantities
         cp = registered(m, d.in_c * d.planes_in, "conv_cp")  # input words per tap
-        rows = registered(m, ((cp + words - 1) >> (words - 1))[:20], "conv_rows")  # beats per tap (< 2**20)
+        if not cfg.zero_skip:  # beats per tap (< 2**20); the tap scanner walks a tap on its own
+            rows = registered(m, ((cp + words - 1) >> (words - 1))[:20], "conv_rows")
         row = registered(m, d.in_w * cp, "conv_row")
         s_row = registered(m, d.stride * row, "conv_s_row")
         s_cp = registered(m, d.stride * cp, "conv_s_cp")
@@ -140,18 +182,23 @@ class ConvEngine(wiring.Component):
         p_k = registered(m, Mux(pooling, d.pool_kernel[:4], 1), "conv_pool_k")
         p_s = registered(m, Mux(pooling, d.pool_stride, 1), "conv_pool_s")
         p_p = registered(m, Mux(pooling, d.pool_padding[:4], 0), "conv_pool_p")
+        # The pool's top padding is its own field: a band that starts below the top has none.
+        p_pt = registered(m, Mux(pooling, d.pool_pad_top[:4], 0), "conv_pool_pt")
         ps_row = registered(m, (p_s * s_row)[:ADDRESS_BITS], "conv_ps_row")
         ps_cp = registered(m, (p_s * s_cp)[:ADDRESS_BITS], "conv_ps_cp")
         ps_s = registered(m, p_s * d.stride, "conv_ps_s")
         pp_s = registered(m, p_p * d.stride, "conv_pp_s")
-        # A conv position (cy, cx) is real when 0 <= cy and cy s + k <= in_h + 2 pad_top (likewise x).
-        y_end = registered(m, d.in_h + 2 * d.pad_top - d.kernel, "conv_y_end")
+        ppt_s = registered(m, p_pt * d.stride, "conv_ppt_s")
+        # A conv position (cy, cx) is real when 0 <= cy and cy s + k <= in_h + pad_top + pad_left
+        # (likewise x): the rows below the input pad like the columns, so a band ending at the
+        # bottom edge, whose pad_top is 0, still has the image's bottom padding.
+        y_end = registered(m, d.in_h + d.pad_top + d.pad_left - d.kernel, "conv_y_end")
         x_end = registered(m, d.in_w + 2 * d.pad_left - d.kernel, "conv_x_end")
         # Addresses wrap modulo 2**ADDRESS_BITS: a padding tap's "negative" address is never read,
         # and every other one is the true address.
         init = registered(
             m,
-            (d.src0 - d.pad_top * row - d.pad_left * cp - p_p * (s_row + s_cp))[:ADDRESS_BITS],
+            (d.src0 - d.pad_top * row - d.pad_left * cp - p_pt * s_row - p_p * s_cp)[:ADDRESS_BITS],
             "conv_init",
         )
 
@@ -161,96 +208,37 @@ class ConvEngine(wiring.Component):
         m.d.comb += group_lanes.eq(Mux(lanes_left >= lanes, lanes, lanes_left[: group_lanes.shape().width]))
 
         # ---------------------------------------------------------------- the compute loop
-        m.submodules.loop = loop = LoopNest(
-            "conv", [("oy", 16), ("ox", 16), ("wy", 4), ("wx", 4), ("dy", 8), ("dx", 8), ("r", 20)]
-        )
-        for level, count in (
-            ("oy", d.out_h),
-            ("ox", d.out_w),
-            ("wy", p_k),
-            ("wx", p_k),
-            ("dy", d.kernel),
-            ("dx", d.kernel),
-            ("r", rows),
-        ):
-            m.d.comb += loop.count[level].eq(count)
-        addr = loop.output(
-            "addr",
-            ADDRESS_BITS,
-            init,
-            {"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp, "r": words},
-        )
-        iy = loop.output("iy", signed(18), -d.pad_top - pp_s, {"oy": ps_s, "wy": d.stride, "dy": 1})
+        # Without zero skipping the innermost level walks a tap's beats; with it the tap
+        # scanner does, and the loop steps once per tap.
+        levels = [("oy", 16, d.out_h), ("ox", 16, d.out_w), ("wy", 4, p_k), ("wx", 4, p_k)]
+        levels += [("dy", 8, d.kernel), ("dx", 8, d.kernel)]
+        strides = {"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp}
+        if not cfg.zero_skip:
+            levels.append(("r", 20, rows))
+            strides["r"] = words
+        m.submodules.loop = loop = LoopNest("conv", [(level, width) for level, width, _ in levels])
+        m.d.comb += [loop.count[level].eq(count) for level, _, count in levels]
+        addr = loop.output("addr", ADDRESS_BITS, init, strides)
+        iy = loop.output("iy", signed(18), -d.pad_top - ppt_s, {"oy": ps_s, "wy": d.stride, "dy": 1})
         ix = loop.output("ix", signed(18), -d.pad_left - pp_s, {"ox": ps_s, "wx": d.stride, "dx": 1})
-        cy = loop.output("cy", signed(18), -pp_s, {"oy": ps_s, "wy": d.stride})  # conv row * stride
+        cy = loop.output("cy", signed(18), -ppt_s, {"oy": ps_s, "wy": d.stride})  # conv row * stride
         cx = loop.output("cx", signed(18), -pp_s, {"ox": ps_s, "wx": d.stride})
         real = Signal()
         m.d.comb += real.eq(~pooling | ((cy >= 0) & (cx >= 0) & (cy <= y_end) & (cx <= x_end)))
-        first_word = loop.output("word", 21, 0, {"r": words})  # of the beat, within the tap
         tap_weights = loop.output("wtap", 20, 0, {"dy": kc, "dx": d.in_c})
         oaddr = loop.output("oaddr", ADDRESS_BITS, group_base, {"oy": o_row, "ox": d.out_c})
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
 
-        # Channel and bit plane of each word of the beat (word index = channel P + plane).
-        channel, plane0 = _first_word_position(m, cfg, loop, d.planes_in)
-        planes = [plane0]
-        for _ in range(1, words):
-            wraps = planes[-1] + 1 >= d.planes_in
-            planes.append(Mux(wraps, 0, planes[-1] + 1))
-        # With two words, the second one's weights are its channel's: the same as the first
-        # word's unless the first is its channel's last plane.
-        second_channel = equals(planes[-1], 0) if words > 1 else Const(0)
-        present = [~pad & (first_word + k < cp) for k in range(words)]
-
-        beat = syn.inp
-        stage = read_stage(
-            m,
-            name="conv",
-            active=loop.active,
-            ready=beat.ready & tags.w_rdy,
-            meta={
-                "present": Cat(*present),
-                "planes": Cat(*(Value.cast(p)[: len(plane0)] for p in planes)),
-                "second_channel": second_channel,
-                "last": loop.within("dy", "dx", "r"),
-                "oaddr": oaddr,
-                "window": Cat(
-                    real, equals(loop.idx["wy"], 0) & equals(loop.idx["wx"], 0), loop.within("wy", "wx")
-                ),
-            },
-        )
-        m.d.comb += [
-            loop.step.eq(loop.active & stage.advance),
-            self.rd.addr.eq(addr),
-            self.rd.en.eq(loop.active & stage.advance & ~pad),
-            wmem.rd_addr.eq((tap_weights + channel)[: len(wmem.rd_addr)]),
-            wmem.rd_en.eq(stage.advance),
-        ]
-
         bias = [Signal(signed(membrane), name=f"bias{lane}") for lane in range(lanes)]
         theta = [Signal(signed(membrane + 1), name=f"theta{lane}") for lane in range(lanes)]
-        stage_planes = len(plane0)
-        if cfg.serial_synapse:
-            read_words = [self.rd.data, *([self.rd.next] if words > 1 else [])]
-            weights = [
-                wmem.rd_data,
-                *([Mux(stage.meta["second_channel"], wmem.rd_next, wmem.rd_data)] if words > 1 else []),
-            ]
-            for k in range(words):
-                m.d.comb += [
-                    beat.payload.spikes[k].eq(Mux(stage.meta["present"][k], read_words[k], 0)),
-                    Value.cast(beat.payload.weight[k]).eq(weights[k]),
-                ]
-                if syn_params.plane_bits:
-                    m.d.comb += beat.payload.plane[k].eq(stage.meta["planes"].word_select(k, stage_planes))
+        beat = syn.inp
+        window = Cat(real, equals(loop.idx["wy"], 0) & equals(loop.idx["wx"], 0), loop.within("wy", "wx"))
+        taps = _Taps(loop, pad, addr, tap_weights, cp, oaddr, window, beat.ready & tags.w_rdy)
+        if cfg.zero_skip:
+            stage = self._skipping_requests(m, taps, beat, wmems)
         else:
-            m.d.comb += [
-                beat.payload.spikes.eq(Mux(stage.meta["present"][0], self.rd.data, 0)),
-                Value.cast(beat.payload.weight).eq(wmem.rd_data),
-            ]
-            if syn_params.plane_bits:
-                m.d.comb += beat.payload.plane.eq(stage.meta["planes"])
+            stage = self._dense_requests(m, taps, beat, wmems[0])
         m.d.comb += [
             beat.valid.eq(stage.valid & tags.w_rdy),
             beat.payload.last.eq(stage.meta["last"]),
@@ -269,45 +257,53 @@ class ConvEngine(wiring.Component):
             tags.r_data[tag_bits + 1],
             tags.r_data[-1],
         )
-        # Running maxima of the window, per chunk, lane and step; a padded conv position's
-        # current is the smallest, which never wins over a real one.
-        smallest = -(1 << (membrane - 1))
-        running = [
-            [
-                [Signal(signed(membrane), name=f"pool_max{k}_{lane}_{t}") for t in range(cfg.timesteps)]
-                for lane in range(lif_lanes)
-            ]
-            for k in range(chunks)
-        ]
-        pooled = [
-            [Signal(signed(membrane), name=f"pooled{lane}_{t}") for t in range(cfg.timesteps)]
+        # The chunk's currents (the PE presents all L lanes until the last chunk is taken; the
+        # serial array presents one chunk per beat) and thresholds.
+        steps = range(cfg.timesteps)
+        chunk_current = [
+            [Signal(signed(membrane), name=f"chunk_current{lane}_{t}") for t in steps]
             for lane in range(lif_lanes)
         ]
-        left = Signal(signed(lanes.bit_length() + 2))
-        m.d.comb += left.eq(tag_lanes - chunk * lif_lanes)
-        # The PE presents all L lanes until the last chunk is taken; the serial array
-        # presents one chunk per beat.
-        taken = Signal()
         with m.Switch(chunk):
             for k in range(chunks):
                 with m.Case(k):
                     for lane in range(lif_lanes):
-                        source = lane if cfg.serial_synapse else k * lif_lanes + lane
                         m.d.comb += job.payload.threshold[lane].eq(theta[k * lif_lanes + lane])
-                        for t in range(cfg.timesteps):
-                            current = Mux(tag_real, syn.out.payload.current[source][t], smallest)
-                            best = running[k][lane][t]
-                            m.d.comb += pooled[lane][t].eq(Mux(tag_first | (current > best), current, best))
+                        if not cfg.serial_synapse:
+                            source = syn.out.payload.current[k * lif_lanes + lane]
+                            m.d.comb += [chunk_current[lane][t].eq(source[t]) for t in steps]
+        if cfg.serial_synapse:
+            for lane in range(lif_lanes):
+                m.d.comb += [chunk_current[lane][t].eq(syn.out.payload.current[lane][t]) for t in steps]
+        # Running maxima of the window: one row per chunk (lanes x steps currents) in a small
+        # memory read without a clock, so one comparator per lane and step serves every chunk.
+        # A padded conv position's current is the smallest, which never wins over a real one;
+        # a window's first result overwrites whatever the row held.
+        smallest = -(1 << (membrane - 1))
+        m.submodules.pool_max = maxima = Memory(
+            shape=lif_lanes * cfg.timesteps * membrane, depth=chunks, init=[]
+        )
+        best_row, keep = maxima.read_port(domain="comb"), maxima.write_port()
+        pooled = [
+            [Signal(signed(membrane), name=f"pooled{lane}_{t}") for t in steps] for lane in range(lif_lanes)
+        ]
+        taken = Signal()
         for lane in range(lif_lanes):
-            m.d.comb += [job.payload.current[lane][t].eq(pooled[lane][t]) for t in range(cfg.timesteps)]
-        # Outside the chunk switch: a register's one-case switch would be a partial case in Verilog.
-        for k in range(chunks):
-            with m.If(taken & equals(chunk, k)):
-                m.d.sync += [
-                    running[k][lane][t].eq(pooled[lane][t])
-                    for lane in range(lif_lanes)
-                    for t in range(cfg.timesteps)
+            for t in steps:
+                best = best_row.data.word_select(lane * cfg.timesteps + t, membrane).as_signed()
+                current = Mux(tag_real, chunk_current[lane][t], smallest)
+                m.d.comb += [
+                    pooled[lane][t].eq(Mux(tag_first | (current > best), current, best)),
+                    job.payload.current[lane][t].eq(pooled[lane][t]),
                 ]
+        m.d.comb += [
+            best_row.addr.eq(chunk),
+            keep.addr.eq(chunk),
+            keep.en.eq(taken),
+            keep.data.eq(Cat(*(pooled[lane][t] for lane in range(lif_lanes) for t in steps))),
+        ]
+        left = Signal(signed(lanes.bit_length() + 2))
+        m.d.comb += left.eq(tag_lanes - chunk * lif_lanes)
         last_chunk = chunk == chunks - 1
         # A result that does not end its window only updates the maxima: it needs no job.
         release = (job.ready | ~tag_window_last) & tags.r_rdy
@@ -352,13 +348,14 @@ class ConvEngine(wiring.Component):
                         m.d.sync += [index.eq(0), sub.eq(0)]
                         m.next = "WEIGHTS"
             with m.State("WEIGHTS"):
-                m.d.comb += [words_in.ready.eq(1), wmem.wr_addr.eq(index), wmem.wr_data.eq(full_word)]
+                m.d.comb += words_in.ready.eq(1)
+                m.d.comb += [w.wr_addr.eq(index) for w in wmems] + [w.wr_data.eq(full_word) for w in wmems]
                 with m.If(take):
                     m.d.sync += assembled.eq(full_word)
                     if per_weight > 1:
                         m.d.sync += sub.eq(sub + 1)
                     with m.If(sub == per_weight - 1):
-                        m.d.comb += wmem.wr_en.eq(1)
+                        m.d.comb += [w.wr_en.eq(1) for w in wmems]
                         m.d.sync += [index.eq(index + 1), sub.eq(0)]
                         with m.If(index == fan_in - 1):
                             m.d.comb += loop.start.eq(1)
@@ -376,3 +373,126 @@ class ConvEngine(wiring.Component):
                     with m.Else():
                         m.next = "PARAMS"
         return m
+
+    def _dense_requests(
+        self, m: Module, taps: _Taps, beat: wiring.PureInterface, wmem: BankedMemory
+    ) -> ReadStage:
+        """Every word of every tap, ``K`` consecutive words a beat."""
+        cfg, d = self._config, self.desc
+        loop, pad, cp = taps.loop, taps.pad, taps.words
+        words = cfg.words_per_beat
+        first_word = loop.output("word", 21, 0, {"r": words})  # of the beat, within the tap
+        # Channel and bit plane of each word of the beat (word index = channel P + plane).
+        channel, plane0 = _first_word_position(m, cfg, loop, d.planes_in)
+        planes = [plane0]
+        for _ in range(1, words):
+            wraps = planes[-1] + 1 >= d.planes_in
+            planes.append(Mux(wraps, 0, planes[-1] + 1))
+        # With two words, the second one's weights are its channel's: the same as the first
+        # word's unless the first is its channel's last plane.
+        second_channel = equals(planes[-1], 0) if words > 1 else Const(0)
+        present = [~pad & (first_word + k < cp) for k in range(words)]
+        stage = read_stage(
+            m,
+            name="conv",
+            active=loop.active,
+            ready=taps.ready,
+            meta={
+                "present": Cat(*present),
+                "planes": Cat(*(Value.cast(p)[: len(plane0)] for p in planes)),
+                "second_channel": second_channel,
+                "last": loop.within("dy", "dx", "r"),
+                "oaddr": taps.oaddr,
+                "window": taps.window,
+            },
+        )
+        m.d.comb += [
+            loop.step.eq(loop.active & stage.advance),
+            self.rd.addr.eq(taps.addr),
+            self.rd.en.eq(loop.active & stage.advance & ~pad),
+            wmem.rd_addr.eq((taps.weights + channel)[: len(wmem.rd_addr)]),
+            wmem.rd_en.eq(stage.advance),
+        ]
+        stage_planes = len(plane0)
+        if cfg.serial_synapse:
+            read_words = [self.rd.data, *([self.rd.next] if words > 1 else [])]
+            weights = [
+                wmem.rd_data,
+                *([Mux(stage.meta["second_channel"], wmem.rd_next, wmem.rd_data)] if words > 1 else []),
+            ]
+            for k in range(words):
+                m.d.comb += [
+                    beat.payload.spikes[k].eq(Mux(stage.meta["present"][k], read_words[k], 0)),
+                    Value.cast(beat.payload.weight[k]).eq(weights[k]),
+                ]
+                if cfg.synapse_params().plane_bits:
+                    m.d.comb += beat.payload.plane[k].eq(stage.meta["planes"].word_select(k, stage_planes))
+        else:
+            m.d.comb += [
+                beat.payload.spikes.eq(Mux(stage.meta["present"][0], self.rd.data, 0)),
+                Value.cast(beat.payload.weight).eq(wmem.rd_data),
+            ]
+            if cfg.synapse_params().plane_bits:
+                m.d.comb += beat.payload.plane.eq(stage.meta["planes"])
+        return stage
+
+    def _skipping_requests(
+        self, m: Module, taps: _Taps, beat: wiring.PureInterface, wmems: list[SimpleNamespace]
+    ) -> ReadStage:
+        """The non-zero words of every tap, one from each activation bank a beat
+        (:class:`hw.accel.tap_scanner.TapScanner`)."""
+        cfg, d = self._config, self.desc
+        loop = taps.loop
+        planes_max = cfg.numerics.input_bits
+        offset_bits = (cfg.wmem_depth * planes_max).bit_length()
+        shift = divider_shift((1 << offset_bits) - 1, planes_max)
+        m.submodules.scanner = scanner = TapScanner(
+            offset_bits=offset_bits, planes_bits=planes_max.bit_length(), shift=shift
+        )
+        recip = Signal(shift + 1, name="conv_recip")
+        with m.Switch(d.planes_in):
+            for planes in range(2, planes_max + 1):
+                with m.Case(planes):
+                    m.d.sync += recip.eq(reciprocal(planes, shift))
+            with m.Default():  # one plane (other counts fail the descriptor check)
+                m.d.sync += recip.eq(reciprocal(1, shift))
+        wiring.connect(m, wiring.flipped(self.occ), scanner.occ)
+        stage = read_stage(
+            m,
+            name="conv",
+            active=scanner.valid,
+            ready=taps.ready,
+            meta={
+                "present": scanner.present,
+                "planes": Cat(*scanner.plane),
+                "last": scanner.last,
+                "oaddr": taps.oaddr,
+                "window": taps.window,
+            },
+        )
+        m.d.comb += [
+            scanner.tap_valid.eq(loop.active),
+            scanner.tap_addr.eq(taps.addr),
+            scanner.tap_pad.eq(taps.pad),
+            scanner.tap_last.eq(loop.within("dy", "dx")),
+            scanner.words.eq(taps.words),
+            scanner.planes.eq(d.planes_in),
+            scanner.recip.eq(recip),
+            scanner.advance.eq(stage.advance),
+            loop.step.eq(scanner.tap_done),
+            self.rd.addr.eq(scanner.even_addr),
+            self.rd.odd_addr.eq(scanner.odd_addr),
+            self.rd.split.eq(1),
+            self.rd.en.eq(scanner.valid & stage.advance & scanner.present.any()),
+        ]
+        plane_bits = len(scanner.plane[0])
+        for k, wmem in enumerate(wmems):
+            m.d.comb += [
+                wmem.rd_addr.eq((taps.weights + scanner.channel[k])[: len(wmem.rd_addr)]),
+                wmem.rd_en.eq(stage.advance),
+                beat.payload.spikes[k].eq(Mux(stage.meta["present"][k], (self.rd.data, self.rd.next)[k], 0)),
+                Value.cast(beat.payload.weight[k]).eq(wmem.rd_data),
+            ]
+            if cfg.synapse_params().plane_bits:
+                m.d.comb += beat.payload.plane[k].eq(stage.meta["planes"].word_select(k, plane_bits))
+        return stage

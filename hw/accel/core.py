@@ -35,6 +35,7 @@ from hw.arith import equals
 from protocol.config import STREAM_BITS, AcceleratorConfig
 from protocol.descriptors import DESC_WORDS, MAGIC, Opcode, field_checks
 from protocol.regmap import DescriptorFault, ErrorFlag
+from protocol.zero_skip import OCCUPANCY_ROW
 
 __all__ = ["AcceleratorCore", "ENGINES"]
 
@@ -113,7 +114,7 @@ class AcceleratorCore(wiring.Component):
 
         # ---------------------------------------------------------------- shared resources
         m.submodules.amem = amem = BankedMemory(
-            width=cfg.timesteps, depth=cfg.amem_depth, banks=cfg.words_per_beat
+            width=cfg.timesteps, depth=cfg.amem_depth, banks=cfg.words_per_beat, split=cfg.zero_skip
         )
         m.submodules.profile = profile = Memory(shape=32, depth=cfg.profile_depth, init=[])
         profile_wr = profile.write_port()
@@ -281,6 +282,23 @@ class AcceleratorCore(wiring.Component):
                     finish()
         return m
 
+    def _occupancy(self, m: Module, port: object, wr_addr: Value, wr_en: Value, wr_data: Value) -> None:
+        """The occupancy memory: bit ``a mod 32`` of row ``a // 32`` says whether activation word
+        ``a`` is non-zero; every activation write updates its bit, so the two never disagree."""
+        rows = -(-self._config.amem_depth // OCCUPANCY_ROW)
+        m.submodules.occupancy = occupancy = Memory(shape=OCCUPANCY_ROW, depth=rows, init=[])
+        write = occupancy.write_port(granularity=1)
+        read = occupancy.read_port(transparent_for=())
+        shift = (OCCUPANCY_ROW - 1).bit_length()
+        m.d.comb += [
+            write.addr.eq(wr_addr[shift:]),
+            write.data.eq(Mux(wr_data.any(), (1 << OCCUPANCY_ROW) - 1, 0)),
+            write.en.eq(Mux(wr_en, 1 << wr_addr[:shift], 0)),
+            read.addr.eq(port.addr),
+            read.en.eq(port.en & (port.addr < rows)),
+            port.data.eq(read.data),
+        ]
+
     def _route(self, m: Module, engines: dict, running: dict, lif: LIFUnit, amem: BankedMemory) -> Signal:
         """Connect the running engine to the shared memory ports, streams and the LIF unit.
 
@@ -304,6 +322,12 @@ class AcceleratorCore(wiring.Component):
                 m.d.comb += [wr_addr.eq(port.addr), wr_en.eq(1), wr_data.eq(port.data)]
         bad_read = rd_en & (rd_addr >= depth)
         bad_write = wr_en & (wr_addr >= depth)
+        if cfg.zero_skip:
+            conv_rd = engines[Opcode.CONV].rd
+            split = running[Opcode.CONV] & conv_rd.split
+            bad_read = bad_read | (rd_en & split & (conv_rd.odd_addr >= depth))
+            m.d.comb += [amem.rd_split.eq(split), amem.rd_odd_row.eq(conv_rd.odd_addr[1 : len(amem.rd_addr)])]
+            self._occupancy(m, engines[Opcode.CONV].occ, wr_addr, wr_en & ~bad_write, wr_data)
         fault = Signal()
         m.d.comb += [
             fault.eq(bad_read | bad_write),

@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.accel.layouts import DESCRIPTOR_LAYOUT
 from protocol.config import STREAM_BITS, AcceleratorConfig
+from protocol.zero_skip import OCCUPANCY_ROW
 
 __all__ = [
     "ADDRESS_BITS",
@@ -22,6 +23,7 @@ __all__ = [
     "word_stream",
     "amem_read_signature",
     "amem_write_signature",
+    "occupancy_read_signature",
     "lif_job_layout",
     "engine_members",
 ]
@@ -46,7 +48,16 @@ def amem_read_signature(cfg: AcceleratorConfig, *, pairs: bool = False) -> wirin
     members = {"addr": Out(ADDRESS_BITS), "en": Out(1), "data": In(cfg.timesteps)}
     if pairs:
         members["next"] = In(cfg.timesteps)
+        if cfg.zero_skip:  # the banks addressed apart: data = word addr (even), next = odd_addr
+            members.update({"split": Out(1), "odd_addr": Out(ADDRESS_BITS)})
     return wiring.Signature(members)
+
+
+def occupancy_read_signature() -> wiring.Signature:
+    """Occupancy-memory read port, engine side: ``data`` is row ``addr`` of the previous cycle
+    with ``en`` set (bit ``i``: activation word ``32 addr + i`` is non-zero) and holds while
+    ``en`` is low."""
+    return wiring.Signature({"addr": Out(ADDRESS_BITS), "en": Out(1), "data": In(OCCUPANCY_ROW)})
 
 
 def amem_write_signature(cfg: AcceleratorConfig) -> wiring.Signature:
@@ -83,6 +94,7 @@ def engine_members(
     words_in: bool = False,
     words_out: bool = False,
     lif: bool = False,
+    occupancy: bool = False,
 ) -> dict[str, object]:
     """Signature members of an engine: the control ports plus the data ports it uses.
 
@@ -107,4 +119,6 @@ def engine_members(
     if lif:
         members["lif_job"] = Out(stream.Signature(lif_job_layout(cfg)))
         members["lif_idle"] = In(1)
+    if occupancy:
+        members["occ"] = Out(occupancy_read_signature())
     return members

@@ -11,6 +11,11 @@ activation memory. It picks the tallest band of output rows whose buffers fit (g
     POOL   B -> A  (the input rows are dead once the conv ran)
     STORE  A's output rows                                     -> host tensor
 
+A conv that pools its currents before the LIF (``conv_maxpool``) is one pooled CONV per
+band, ``A -> B`` with B holding the band's pooled rows: its ``pool_pad_top`` is the pool's
+padding in the first band only, and the rows below its loaded input pad like the columns
+(``pad_left``), so the band that ends at the bottom edge keeps the image's bottom padding.
+
 Each band's CONV carries the whole weight payload: weights are held per output-channel
 group in WMEM while one band's positions use them, so they stream once per band.
 The stage's output then lives only in host memory; its next reader LOADs it whole or,
@@ -117,13 +122,20 @@ def _geometry(builder: StageBuilder, conv: Op, pool: Op | None) -> StageGeometry
     _, _, ih, iw = src.shape
     _, c, oh, ow = builder.model.shapes[conv.name]
     k = conv.tensors["weight"].shape[2]
-    geometry = dict(
-        in_rows=ih,
-        in_row_words=iw * src.channels * src.planes,
-        conv=Window(k, conv.params["stride"], conv.params["padding"]),
-        conv_rows=oh,
-        conv_row_words=ow * c,
-    )
+    stride, pad = conv.params["stride"], conv.params["padding"]
+    geometry = dict(in_rows=ih, in_row_words=iw * src.channels * src.planes, conv=Window(k, stride, pad))
+    if conv.kind == "conv_maxpool":  # the model's shape is the pooled one; the conv rows never leave
+        p = conv.params
+        conv_h, conv_w = ((n + 2 * pad - k) // stride + 1 for n in (ih, iw))
+        geometry.update(
+            conv_rows=conv_h,
+            conv_row_words=conv_w * c,
+            pool=Window(p["pool_kernel"], p["pool_stride"], p["pool_padding"]),
+            pool_rows=oh,
+            pool_row_words=ow * c,
+        )
+    else:
+        geometry.update(conv_rows=oh, conv_row_words=ow * c)
     if pool is not None:
         _, _, ph, pw = builder.model.shapes[pool.name]
         p = pool.params
@@ -133,9 +145,12 @@ def _geometry(builder: StageBuilder, conv: Op, pool: Op | None) -> StageGeometry
     return StageGeometry(**geometry)
 
 
-def _buffers(bands: list[Band], geometry: StageGeometry) -> tuple[int, int]:
-    """Words of buffer A (input rows; the pooled rows reuse it) and buffer B (conv rows)."""
+def _buffers(bands: list[Band], geometry: StageGeometry, *, fused: bool) -> tuple[int, int]:
+    """Words of buffer A (input rows; a POOL's rows reuse it) and buffer B (conv rows, or a
+    pooled CONV's output rows)."""
     words = [band.words(geometry) for band in bands]
+    if fused:
+        return max(w[0] for w in words), max(w[2] for w in words)
     pooled = geometry.pool is not None
     a = max(max(w[0], w[2]) if pooled else w[0] for w in words)
     return a, max(w[1] for w in words)
@@ -156,12 +171,16 @@ def banded_stage(builder: StageBuilder, index: int, conv: Op, pool: Op | None = 
     if src.region is not None and builder.last_use[src_name] <= index:
         builder.evict(src_name)  # nothing else reads it on chip: make room for the bands
 
+    fused = conv.kind == "conv_maxpool"
+    cover = trace and not fused  # a pooled CONV's conv rows are never stored, nor traced
     geometry = _geometry(builder, conv, pool)
     rows = largest_fitting_rows(
-        geometry, lambda bands: builder.alloc.fits(list(_buffers(bands, geometry))), cover_conv=trace
+        geometry,
+        lambda bands: builder.alloc.fits(list(_buffers(bands, geometry, fused=fused))),
+        cover_conv=cover,
     )
     if rows == 0:
-        a, b = _buffers(plan_bands(geometry, 1, cover_conv=trace), geometry)
+        a, b = _buffers(plan_bands(geometry, 1, cover_conv=cover), geometry, fused=fused)
         free = builder.alloc.largest_free
         raise CompileError(
             conv.name,
@@ -169,8 +188,8 @@ def banded_stage(builder: StageBuilder, index: int, conv: Op, pool: Op | None = 
             f"row: a band needs {a} + {b} words, the largest free block holds {free} of amem_depth "
             f"{cfg.amem_depth}; use a configuration with a larger amem_depth",
         )
-    bands = plan_bands(geometry, rows, cover_conv=trace)
-    size_a, size_b = _buffers(bands, geometry)
+    bands = plan_bands(geometry, rows, cover_conv=cover)
+    size_a, size_b = _buffers(bands, geometry, fused=fused)
     buf_a, buf_b = builder.alloc.alloc(size_a, conv.name), builder.alloc.alloc(size_b, conv.name)
 
     _, c, oh, ow = builder.model.shapes[conv.name]
@@ -181,7 +200,7 @@ def banded_stage(builder: StageBuilder, index: int, conv: Op, pool: Op | None = 
     if pool is not None:
         _, _, ph, pw = builder.model.shapes[pool.name]
         builder.tensors[pool.name] = HostTensor(pool.name, ph * pw * c, (builder.t, c, ph, pw), 1, trace)
-    out_row = geometry.pool_row_words if pool is not None else geometry.conv_row_words
+    out_row = geometry.pool_row_words if geometry.pool is not None else geometry.conv_row_words
 
     conv_fields = builder.conv_fields(conv, src)
     payload = builder.conv_payload(conv)
@@ -191,13 +210,16 @@ def banded_stage(builder: StageBuilder, index: int, conv: Op, pool: Op | None = 
         part = HostSlice(src.host, a0 * geometry.in_row_words, (a1 - a0) * geometry.in_row_words)
         builder.feed(conv.name, part, dst=buf_a.start)
         load_words += part.count
+        band_rows = dict(in_h=a1 - a0, out_h=q1 - q0 if fused else c1 - c0, pad_top=band.conv_pad_top)
+        if fused:
+            band_rows["pool_pad_top"] = band.pool_pad_top
         builder.emit(
             conv.name,
             Opcode.CONV,
             payload,
             src0=buf_a.start,
             dst=buf_b.start,
-            **{**conv_fields, "in_h": a1 - a0, "out_h": c1 - c0, "pad_top": band.conv_pad_top},
+            **{**conv_fields, **band_rows},
         )
         if pool is not None and trace and band.owned[1] > band.owned[0]:
             r0, r1 = band.owned

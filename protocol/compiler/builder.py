@@ -9,12 +9,15 @@ reader), and emits one command per op with its constant payload
   LIF (descriptor fields ``pool_*``); ``linear`` -> ``CONV`` on a ``1 x N`` image with a 1x1 kernel;
 * ``maxpool`` -> ``POOL`` (spike inputs only); ``tokens`` -> nothing (the activation
   layout of ``[C, H, W]`` is already the token layout ``[N = H W, D = C]``);
-* ``attention`` -> ``ATTENTION``; ``add`` -> ``ADD``; ``head`` -> ``HEAD`` (logits packet).
+* ``attention`` -> ``ATTENTION``; ``add`` -> ``ADD``; ``head`` -> ``HEAD`` (logits packet);
+* ``add_const`` -> a ``LOAD`` whose payload is the constant (a program constant, like the
+  weights; no host tensor), then ``ADD``.
 
 With ``trace=True`` a ``STORE`` after every op streams its output back, so a mismatch
 can be located (:meth:`Program.decode` returns them in the integer model's trace layout).
 
-A conv stage (a conv and the max-pool that is its only reader) whose tensors do not fit
+A conv stage (a conv and the max-pool that is its only reader, or a conv that pools its
+currents) whose tensors do not fit
 the free activation memory runs band tiled: the builder hands itself to
 :func:`protocol.compiler.banding.banded_stage`, which uses only its public surface (the
 :class:`~protocol.compiler.banding.StageBuilder` protocol): bands of rows in from and out
@@ -45,7 +48,9 @@ from protocol.program import (
     HostTensor,
     OutputSpec,
     Program,
+    activation_words,
     stream_words_for,
+    words_to_stream,
 )
 
 __all__ = ["ProgramBuilder", "compile_model"]
@@ -215,6 +220,7 @@ class ProgramBuilder:
                 pool_kernel=op.params["pool_kernel"],
                 pool_stride=op.params["pool_stride"],
                 pool_padding=op.params["pool_padding"],
+                pool_pad_top=op.params["pool_padding"],
             )
         return fields
 
@@ -356,17 +362,33 @@ class ProgramBuilder:
 
     def _add(self, op: Op) -> None:
         a, b = (self.values[name] for name in op.inputs)
+        self._emit_add(op, a, b.region.start, b.planes)
+
+    def _add_const(self, op: Op) -> None:
+        a = self.values[op.inputs[0]]
+        spikes = op.tensors["spikes"]
+        if spikes.ndim == 4:  # image-like [T, C, H, W] -> the activation layout [T, H W, C]
+            spikes = spikes.reshape(*spikes.shape[:2], -1).transpose(0, 2, 1)
+        words = activation_words(spikes, planes=1, hw_timesteps=self.cfg.timesteps)
+        const = self.alloc.alloc(words.size, f"{op.name}.const")
+        payload = words_to_stream(words, self.cfg.timesteps)
+        self.emit(op.name, Opcode.LOAD, payload, dst=const.start, count=words.size)
+        self._emit_add(op, a, const.start, 1)
+        self.alloc.release(const)  # read only by the ADD just emitted
+
+    def _emit_add(self, op: Op, a: Value, b_start: int, b_planes: int) -> None:
+        """``ADD`` of value ``a`` and the ``b_planes``-plane operand at ``b_start`` into op's output."""
         planes = self._planes_of(op)
         dst = self.new_value(op.name, a.positions, a.channels, planes, a.shape)
         self.emit(
             op.name,
             Opcode.ADD,
             src0=a.region.start,
-            src1=b.region.start,
+            src1=b_start,
             dst=dst.region.start,
             count=a.positions * a.channels,
             planes_in=a.planes,
-            planes_in2=b.planes,
+            planes_in2=b_planes,
             planes_out=planes,
         )
 
@@ -429,6 +451,7 @@ class ProgramBuilder:
             "tokens": self._tokens,
             "attention": self._attention,
             "add": self._add,
+            "add_const": self._add_const,
             "head": self._head,
         }
         for op in model.ops:
@@ -488,17 +511,19 @@ class ProgramBuilder:
     def _oversize_stage(self, i: int) -> list[Op]:
         """The ops of a conv stage at op ``i`` that must run band tiled, else ``[]``.
 
-        A stage is an image conv and the max-pool that is its only reader. It is band
-        tiled when it cannot run resident: its input (loaded whole if it is in host
-        memory), its output and the pool's output do not fit the free activation memory.
+        A stage is an image conv and the max-pool that is its only reader, or a conv that
+        pools its currents (``conv_maxpool``). It is band tiled when it cannot run resident:
+        its input (loaded whole if it is in host memory), its output and the pool's output
+        do not fit the free activation memory.
         """
         ops = self.model.ops
         conv = ops[i]
-        if conv.kind != "conv":
+        if conv.kind not in ("conv", "conv_maxpool"):
             return []
         stage = [conv]
         if (
-            i + 1 < len(ops)
+            conv.kind == "conv"
+            and i + 1 < len(ops)
             and ops[i + 1].kind == "maxpool"
             and ops[i + 1].inputs[0] == conv.name
             and self.last_use.get(conv.name) == i + 1

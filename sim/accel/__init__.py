@@ -5,5 +5,6 @@
   builds under Verilator, and what ``make bitstream`` gives Vivado);
 * :mod:`sim.accel.testbench` -- the core in Amaranth's simulator (fast unit tests);
 * :mod:`sim.accel.lint` -- the top's Verilator waivers;
-* :mod:`sim.accel.synth` -- Yosys resource estimate of a configuration.
+* :mod:`sim.accel.synth` -- Yosys resource estimate of a configuration on its board's part
+  (xc7z020, or the K26's xck26 with URAM).
 """
