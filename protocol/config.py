@@ -308,11 +308,6 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
     # models (T <= 4, D <= 64, N <= 64) at 16 lanes x 4 steps x 2 words = 128 synaptic ops
     # per cycle.
     "sim": AcceleratorConfig(name="sim", lanes=16, lif_lanes=8, serial_synapse=True, words_per_beat=2),
-    # `sim` with zero-word skipping in CONV (protocol.zero_skip): a dot product's cycles
-    # follow its non-zero activation words.
-    "sim-zero-skip": AcceleratorConfig(
-        name="sim-zero-skip", lanes=16, lif_lanes=8, serial_synapse=True, words_per_beat=2, zero_skip=True
-    ),
     # PYNQ-Z2 (xc7z020): 32 lanes x 16 steps x 2 words = 1024 synaptic ops per cycle with
     # 512 spike-enabled accumulators; one LIF lane (16 neurons), as fast as the one-word-per-
     # cycle spike writer it feeds. hw-gesture's transformer (N = 64, D = 256, T = 16) fits
@@ -364,6 +359,12 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
 #: The FPGA part each board preset is built for: ``make bitstream``'s default part and the device
 #: :mod:`sim.accel.synth` checks the fit against. Kept beside the configurations, not in them: the
 #: part does not change the generated hardware (nor :attr:`AcceleratorConfig.config_hash`).
+# `sim` with zero-word skipping in CONV (protocol.zero_skip): a dot product's cycles
+# follow its non-zero activation words.
+ACCEL_CONFIGS["sim-zero-skip"] = dataclasses.replace(
+    ACCEL_CONFIGS["sim"], name="sim-zero-skip", zero_skip=True
+)
+
 BOARD_PARTS: dict[str, str] = {"pynq-z2": "xc7z020clg400-1", "kv260": "xck26-sfvc784-2LV-c"}
 
 

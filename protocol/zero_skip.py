@@ -23,9 +23,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from protocol.config import AcceleratorConfig
 from protocol.descriptors import Descriptor
 
-__all__ = ["OCCUPANCY_ROW", "tap_addresses", "scan_beats", "window_cycles"]
+__all__ = [
+    "OCCUPANCY_ROW",
+    "tap_addresses",
+    "scan_beats",
+    "window_cycles",
+    "divider_shift",
+    "tap_divider",
+    "reciprocal",
+]
 
 #: Occupancy bits per row of the occupancy memory (words whose zero-ness one read returns).
 OCCUPANCY_ROW = 32
@@ -106,6 +115,15 @@ def divider_shift(max_offset: int, max_planes: int) -> int:
     which keeps the floor while ``n r < 2^s``.
     """
     return max(1, max_offset.bit_length() + max(1, max_planes - 1).bit_length())
+
+
+def tap_divider(cfg: AcceleratorConfig) -> tuple[int, int]:
+    """``(offset_bits, shift)`` of ``cfg``'s tap scanner: a word's offset in its tap is below
+    ``2**offset_bits`` (a tap's ``C P`` words: ``C <= wmem_depth`` at ``k = 1``, ``P <= input_bits``),
+    and :func:`divider_shift` for it."""
+    planes = cfg.numerics.input_bits
+    offset_bits = (cfg.wmem_depth * planes).bit_length()
+    return offset_bits, divider_shift((1 << offset_bits) - 1, planes)
 
 
 def reciprocal(planes: int, shift: int) -> int:

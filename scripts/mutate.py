@@ -60,6 +60,8 @@ REFERENCE = (
     "tests/test_quantize.py::test_event_counts_are_clipped_alike",
     "tests/test_quantize.py::test_int_lif_equals_numerics_lif",
 )
+CURRENT_POOL = ("tests/test_accel_current_pool.py",)
+ZERO_SKIP = ("tests/test_accel_zero_skip.py",)
 COMPILER = ("tests/test_accel_program.py", "tests/test_accel_bands.py", "tests/test_accel_core.py")
 DRIVER = ("tests/test_host_driver.py", "tests/test_accel_program.py", "tests/test_accel_core.py")
 
@@ -146,18 +148,46 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "conv-row-address-stride",
         "hw/accel/conv.py",
-        '{"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp, "r": words}',
-        '{"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": cp, "dx": cp, "r": words}',
+        '{"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp}',
+        '{"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": cp, "dx": cp}',
         CORE,
     ),
     _m(
         "conv-column-address-stride",
         "hw/accel/conv.py",
-        '{"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp, "r": words}',
-        '{"oy": ps_row, "ox": cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp, "r": words}',
+        '{"oy": ps_row, "ox": ps_cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp}',
+        '{"oy": ps_row, "ox": cp, "wy": s_row, "wx": s_cp, "dy": row, "dx": cp}',
         CORE,
     ),
     _m("conv-right-padding", "hw/accel/conv.py", "(ix >= d.in_w))", "(ix > d.in_w))", CORE),
+    _m(
+        "conv-band-pool-top-padding",
+        "hw/accel/conv.py",
+        "Mux(pooling, d.pool_pad_top[:4], 0)",
+        "Mux(pooling, d.pool_padding[:4], 0)",
+        CURRENT_POOL,
+    ),
+    _m(
+        "conv-pool-max-keeps-old-window",
+        "hw/accel/conv.py",
+        "Mux(tag_first | (current > best), current, best)",
+        "Mux(current > best, current, best)",
+        CURRENT_POOL,
+    ),
+    _m(
+        "zero-skip-both-picks-even",
+        "hw/accel/tap_scanner.py",
+        "_lowest(m, pending & ~_EVEN,",
+        "_lowest(m, pending & _EVEN,",
+        ZERO_SKIP,
+    ),
+    _m(
+        "zero-skip-occupancy-always-set",
+        "hw/accel/core.py",
+        "Mux(wr_data.any(), (1 << OCCUPANCY_ROW) - 1, 0)",
+        "Mux(1, (1 << OCCUPANCY_ROW) - 1, 0)",
+        ZERO_SKIP,
+    ),
     _m(
         "lif-writer-span",
         "hw/accel/lifunit.py",
@@ -368,8 +398,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "compiler-band-pad-top",
         "protocol/compiler/banding.py",
-        '"pad_top": band.conv_pad_top}',
-        '"pad_top": 0}',
+        "pad_top=band.conv_pad_top)",
+        "pad_top=0)",
         COMPILER,
     ),
     _m(

@@ -22,7 +22,7 @@ from protocol.config import ACCEL_CONFIGS, ConfigError
 from protocol.descriptors import Opcode
 from protocol.emulator import Emulator
 from protocol.perf import estimate
-from protocol.zero_skip import OCCUPANCY_ROW, divider_shift, reciprocal, scan_beats
+from protocol.zero_skip import OCCUPANCY_ROW, reciprocal, scan_beats, tap_divider
 
 from intmodel_factory import random_input, random_int_model
 
@@ -64,8 +64,8 @@ def test_scan_beats_counts_the_picks() -> None:
 def test_reciprocal_division_is_exact() -> None:
     for cfg in (SKIP, ACCEL_CONFIGS["pynq-z2"]):
         planes = cfg.numerics.input_bits
-        offset_bits = (cfg.wmem_depth * planes).bit_length()
-        shift = divider_shift((1 << offset_bits) - 1, planes)
+        offset_bits, shift = tap_divider(cfg)
+        assert 1 << offset_bits > cfg.wmem_depth * planes  # every tap offset C P at k = 1
         n = np.arange(1 << offset_bits, dtype=np.int64)
         for p in range(1, planes + 1):
             np.testing.assert_array_equal((n * reciprocal(p, shift)) >> shift, n // p)

@@ -47,7 +47,7 @@ from hw.accel.tap_scanner import TapScanner
 from hw.arith import equals
 from hw.synapse_pe import SynapseArray
 from protocol.config import STREAM_BITS, AcceleratorConfig
-from protocol.zero_skip import divider_shift, reciprocal
+from protocol.zero_skip import reciprocal, tap_divider
 
 __all__ = ["ConvEngine"]
 
@@ -444,8 +444,7 @@ class ConvEngine(wiring.Component):
         cfg, d = self._config, self.desc
         loop = taps.loop
         planes_max = cfg.numerics.input_bits
-        offset_bits = (cfg.wmem_depth * planes_max).bit_length()
-        shift = divider_shift((1 << offset_bits) - 1, planes_max)
+        offset_bits, shift = tap_divider(cfg)
         m.submodules.scanner = scanner = TapScanner(
             offset_bits=offset_bits, planes_bits=planes_max.bit_length(), shift=shift
         )
