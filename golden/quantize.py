@@ -49,6 +49,7 @@ from .models.hw_spikeformer import (
 )
 from .models.sj_spikformer import SjSpikformer
 from .neuron import LIFNode, SurrogateSpike
+from .quantize_rounding import ROUNDINGS
 
 __all__ = [
     "QuantizationError",
@@ -61,6 +62,7 @@ __all__ = [
     "LayerQuant",
     "IntLIF",
     "FakeQuantModel",
+    "ROUNDINGS",
     "to_int_model",
 ]
 
@@ -175,14 +177,25 @@ def quantize_layer(
     cfg: NumericsConfig,
     in_scale: float = 1.0,
     name: str = "",
+    weight_offset: torch.Tensor | None = None,
+    bias_shift: torch.Tensor | None = None,
 ) -> LayerQuant:
-    """``Wq``, ``b_c``, ``theta_c`` and ``alpha_c`` of ``weight`` + ``bn`` (docs/numerics.md section 4)."""
+    """``Wq``, ``b_c``, ``theta_c`` and ``alpha_c`` of ``weight`` + ``bn`` (docs/numerics.md section 4).
+
+    ``weight_offset`` (integers added to round-to-nearest, then clamped to ``[-Q, Q]``) and
+    ``bias_shift`` (added to ``b'_c 2^F / alpha_c`` before its rounding) carry a calibrated
+    rounding (:mod:`golden.quantize_rounding`, section 12.1); ``None``: round-to-nearest.
+    """
     w_fold, b_fold = fold_batchnorm(weight, bn, in_scale=in_scale)
     alpha = channel_scales(w_fold, weight_max=cfg.weight_max, v_threshold=v_threshold)
     shape = (-1,) + (1,) * (w_fold.dim() - 1)
-    w_q = torch.clamp(_ste_round(w_fold / alpha.view(shape)), -cfg.weight_max, cfg.weight_max)
+    w_q = _ste_round(w_fold / alpha.view(shape))
+    if weight_offset is not None:
+        w_q = w_q + weight_offset
+    w_q = torch.clamp(w_q, -cfg.weight_max, cfg.weight_max)
     unit = 2.0**cfg.frac_bits
-    bias = _ste_round(b_fold * unit / alpha)
+    bias = b_fold * unit / alpha
+    bias = _ste_round(bias + bias_shift if bias_shift is not None else bias)
     theta = torch.round(v_threshold * unit / alpha)
     lo, hi = cfg.membrane_min, cfg.membrane_max
     if bool((bias.detach() < lo).any() or (bias.detach() > hi).any() or (theta > hi).any()):
@@ -230,6 +243,16 @@ class _SynapseQuantizer(nn.Module):
         self.name, self.layer, self.bn, self.cfg, self.in_scale = name, layer, bn, cfg, in_scale
         self.v_threshold = lif.v_threshold
         self.params: LayerQuant | None = None
+        # calibrated rounding (golden.quantize_rounding); None: round-to-nearest
+        self.weight_offset: torch.Tensor | None = None
+        self.bias_shift: torch.Tensor | None = None
+        self.calibrated = True
+
+    def ratio(self) -> torch.Tensor:
+        """``W' / alpha`` per output channel (the real-valued weights in integer units); no gradient."""
+        w_fold, _ = fold_batchnorm(self.layer.weight.detach(), self.bn, in_scale=self.in_scale)
+        alpha = channel_scales(w_fold, weight_max=self.cfg.weight_max, v_threshold=self.v_threshold)
+        return w_fold / alpha.view((-1,) + (1,) * (w_fold.dim() - 1))
 
     def refresh(self) -> LayerQuant:
         self.params = quantize_layer(
@@ -239,6 +262,8 @@ class _SynapseQuantizer(nn.Module):
             cfg=self.cfg,
             in_scale=self.in_scale,
             name=self.name,
+            weight_offset=self.weight_offset,
+            bias_shift=self.bias_shift,
         )
         return self.params
 
@@ -421,16 +446,37 @@ class FakeQuantModel(nn.Module):
         Trained float model (not modified: a deep copy is quantized).
     numerics:
         Widths; default :func:`numerics_for` ``(model)``.
+    rounding:
+        ``"nearest"`` (default): every weight rounded to the nearest integer; ``"calibrated"``:
+        the weights and biases of the synaptic layers chosen for their currents on
+        ``calibration`` (:func:`golden.quantize_rounding.calibrate_rounding`, docs/numerics.md
+        section 12.1). Either way the integer model has the same form.
+    calibration:
+        Integer model inputs (training-split samples) for ``"calibrated"``.
 
     Attributes
     ----------
     net:
         The modified copy; its original conv/linear/BN parameters live in ``quantizers``
         (trainable by quantization-aware fine-tuning).
+    rounding:
+        How the weights were rounded (``{"method": ...}``, recorded in reports and exports).
     """
 
-    def __init__(self, model: HwSpikeformer | SjSpikformer, numerics: NumericsConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: HwSpikeformer | SjSpikformer,
+        numerics: NumericsConfig | None = None,
+        *,
+        rounding: str = "nearest",
+        calibration: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
+        if rounding not in ROUNDINGS:
+            raise QuantizationError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
+        if (rounding == "calibrated") != (calibration is not None):
+            raise QuantizationError("calibration inputs are needed for, and only for, rounding='calibrated'")
+        self.rounding: dict[str, Any] = {"method": "nearest"}
         cfg = numerics or numerics_for(model)
         expected = numerics_for(
             model, weight_bits=cfg.weight_bits, frac_bits=cfg.frac_bits, membrane_bits=cfg.membrane_bits
@@ -445,12 +491,20 @@ class FakeQuantModel(nn.Module):
         self._recorder = _Recorder()
         self.quantizers = nn.ModuleList()
         self._hook_names: dict[str, str] = {}
-        net = self.net
-        if isinstance(net, SjSpikformer):
+        if isinstance(self.net, SjSpikformer):
             from .interop.quantize import install_sj_fake_quant
 
             install_sj_fake_quant(self)
-            return
+        else:
+            self._install_hw()
+        if calibration is not None:
+            from .quantize_rounding import calibrate_rounding
+
+            calibrate_rounding(self, calibration)
+
+    def _install_hw(self) -> None:
+        """Replace the synapses, neurons and head of a :class:`HwSpikeformer` copy by integer forms."""
+        net, cfg = self.net, self.numerics
         for i, stage in enumerate(net.tokenizer):
             # The float model divides its input by input_max: that constant folds into layer 0.
             in_scale = float(net.cfg.input_max) if i == 0 else 1.0

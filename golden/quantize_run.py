@@ -1,12 +1,15 @@
 """The quantization flow and its CLI, ``python -m golden.quantize --checkpoint F --data-root D --out O``.
 
 1. load the trained float model, derive the widths (:func:`golden.quantize.numerics_for`);
-2. post-training quantization: :class:`~golden.quantize.FakeQuantModel` and the
-   :class:`~contract.intmodel.IntModel` with the same integers;
+2. post-training quantization: :class:`~golden.quantize.FakeQuantModel` (weights rounded
+   by ``--rounding``, default ``calibrated`` on ``--calibration-samples`` training samples:
+   :mod:`golden.quantize_rounding`) and the :class:`~contract.intmodel.IntModel` with the
+   same integers;
 3. evaluate on the test split: float / fake-quant / integer top-1, per-layer firing rates,
    float-vs-integer spike agreement, and the exact fake-quant == integer check at every layer;
 4. optionally (``--qat-epochs N``) quantization-aware fine-tuning with straight-through
-   gradients when the float-to-integer drop exceeds ``--qat-threshold`` points, then 3 again;
+   gradients when the float-to-integer drop exceeds ``--qat-threshold`` points (then the
+   calibrated rounding is chosen again for the fine-tuned weights), then 3 again;
 5. export (manifest, integer tensors, test vectors of ``--samples`` test images), reload
    and re-check the vectors.
 
@@ -39,6 +42,7 @@ from .interop.quantize import sj_float_spikes
 from .models.sj_spikformer import SjSpikformer
 from .neuron import LIFNode
 from .quantize import FakeQuantModel, numerics_for, to_int_model
+from .quantize_rounding import ROUNDINGS, calibrate_rounding
 
 __all__ = ["LayerStats", "QuantReport", "evaluate_quantization", "finetune_qat", "main", "build_parser"]
 
@@ -311,6 +315,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="quantization-aware fine-tuning epochs when the drop exceeds --qat-threshold (default 0: none)",
     )
+    p.add_argument(
+        "--rounding",
+        choices=ROUNDINGS,
+        default="calibrated",
+        help="weight rounding: 'calibrated' (default) picks floor or ceil of each weight and corrects "
+        "the bias to minimise every synaptic layer's current error on --calibration-samples training "
+        "samples; 'nearest' rounds each weight on its own (docs/numerics.md section 12.1)",
+    )
+    p.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=256,
+        help="training samples (seeded random subset) for --rounding calibrated (default 256)",
+    )
     p.add_argument("--qat-threshold", type=float, default=1.0, help="drop in points that triggers QAT")
     p.add_argument("--qat-lr", type=float, default=1e-4)
     p.add_argument("--threads", type=int, help="torch intra-op threads")
@@ -324,6 +342,12 @@ def _loader(ds: Dataset, batch_size: int, *, shuffle: bool = False) -> DataLoade
         shuffle=shuffle,
         generator=torch.Generator().manual_seed(0) if shuffle else None,
     )
+
+
+def calibration_inputs(ds: Dataset, count: int, *, seed: int = 0) -> torch.Tensor:
+    """A seeded random subset of ``count`` inputs of ``ds`` (the training split), stacked."""
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))  # type: ignore[arg-type]
+    return torch.stack([ds[int(i)][0] for i in order[:count]])
 
 
 def _stack(ds: Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -362,25 +386,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     numerics = numerics_for(
         model, weight_bits=args.weight_bits, frac_bits=args.frac_bits, membrane_bits=args.membrane_bits
     )
-    fq = FakeQuantModel(model, numerics)
+
+    def train() -> Dataset:
+        return build_dataset(meta["data"], args.data_root, "train", **data_kwargs)
+
+    calibration = None
+    if args.rounding == "calibrated":
+        calibration = calibration_inputs(train(), args.calibration_samples)
+    fq = FakeQuantModel(model, numerics, rounding=args.rounding, calibration=calibration)
     int_model = to_int_model(fq, event=event)
-    print(f"quantizing {meta['preset']} ({meta['data']}), numerics {numerics.to_dict()}")
+    print(
+        f"quantizing {meta['preset']} ({meta['data']}), numerics {numerics.to_dict()}, "
+        f"rounding {args.rounding}"
+    )
     report = evaluate_quantization(model, fq, int_model, _loader(test, args.batch_size))
     extra: dict[str, Any] = {
         "preset": meta["preset"],
         "data": meta["data"],
         "numerics": numerics.to_dict(),
+        "rounding": fq.rounding,
         "ptq": report.summary(),
         "qat_epochs": 0,
     }
     if args.qat_epochs > 0 and report.drop > args.qat_threshold:
         print(report.table())
         print(f"PTQ drop {report.drop:.2f} > {args.qat_threshold} points: {args.qat_epochs} QAT epoch(s)")
-        train = build_dataset(meta["data"], args.data_root, "train", **data_kwargs)
         extra["qat_losses"] = finetune_qat(
-            fq, _loader(train, 32, shuffle=True), epochs=args.qat_epochs, lr=args.qat_lr
+            fq, _loader(train(), 32, shuffle=True), epochs=args.qat_epochs, lr=args.qat_lr
         )
         extra["qat_epochs"] = args.qat_epochs
+        if calibration is not None:  # the rounding was chosen for the weights before fine-tuning
+            extra["rounding"] = calibrate_rounding(fq, calibration)
         int_model = to_int_model(fq, event=event)
         report = evaluate_quantization(model, fq, int_model, _loader(test, args.batch_size))
     inputs, labels = _stack(test, len(test) if args.samples is None else args.samples)
@@ -391,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data": meta["data"],
         "float_top1": report.float_top1,
         "integer_top1": report.integer_top1,
+        "rounding": fq.rounding,
     }
     export_dir = write_export(
         int_model,

@@ -111,6 +111,12 @@ class AcceleratorConfig:
         a beat takes one non-zero word from each activation bank, and the weight memory
         is two copies, one per bank's word. Needs ``words_per_beat = 2``. A dot product
         then takes cycles in proportion to its non-zero words, not its fan-in.
+    amem_words_per_row:
+        Activation words stored per physical row of each activation bank (1, 2 or 4;
+        :class:`hw.accel.packed.PackedMemory`): a write sets one word through the RAM's byte
+        enables, a read selects the word from its row. Invisible to programs and timing; it
+        lets a URAM288 row (72 bits) hold four 16-bit words instead of one. Must divide the
+        bank depth ``amem_depth / words_per_beat``.
     """
 
     name: str
@@ -131,6 +137,7 @@ class AcceleratorConfig:
     serial_synapse: bool = False
     words_per_beat: int = 1
     zero_skip: bool = False
+    amem_words_per_row: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -182,6 +189,12 @@ class AcceleratorConfig:
             raise ConfigError(
                 f"AcceleratorConfig.amem_depth must be a multiple of words_per_beat ({words}): the "
                 f"activation memory is {words} equal banks, not {self.amem_depth}"
+            )
+        packed = _check_int("amem_words_per_row", self.amem_words_per_row, minimum=1, maximum=4)
+        if packed == 3 or self.amem_depth % (words * packed):
+            raise ConfigError(
+                f"AcceleratorConfig.amem_words_per_row must be 1, 2 or 4 and divide the activation "
+                f"bank depth ({self.amem_depth} / {words}), not {packed}"
             )
         _check_int("wmem_depth", self.wmem_depth, minimum=words, maximum=1 << 20)
         _check_int("max_features", self.max_features, minimum=1, maximum=1 << 16)
@@ -235,6 +248,23 @@ class AcceleratorConfig:
     def chunks(self) -> int:
         """LIF beats per synapse result (``L / lif_lanes``)."""
         return self.lanes // self.lif_lanes
+
+    @property
+    def spike_words_per_cycle(self) -> int:
+        """Spike words the LIF unit writes per cycle: two consecutive lanes' (one per activation
+        bank) with the two-bank memory and at least two LIF lanes, else one."""
+        return 2 if self.words_per_beat == 2 and self.lif_lanes >= 2 else 1
+
+    @property
+    def transfer_words_per_cycle(self) -> int:
+        """Activation words LOAD writes and STORE reads per cycle: two consecutive ones (one per
+        bank) with the two-bank memory, when a stream word holds at least two; else one."""
+        return 2 if self.words_per_beat == 2 and self.words_per_stream_word >= 2 else 1
+
+    @property
+    def writer_cycles_per_job(self) -> int:
+        """Cycles the LIF unit's writer spends on one job of ``lif_lanes`` spike words."""
+        return -(-self.lif_lanes // self.spike_words_per_cycle)
 
     @property
     def spike_fifo_depth(self) -> int:
@@ -332,10 +362,15 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
     ),
     # KV260 (Kria K26, xck26: 117,120 LUT, 144 BRAM36, 64 URAM288, UltraScale+ -2LV): 64 lanes x 16
     # steps x 2 words = 2048 synaptic ops per cycle (twice pynq-z2; 128 lanes would pass the 80 % LUT
-    # budget). The activation memory (2 banks of 131072 x 16 bits) goes to URAM: even stored one
-    # word per 72-bit row (no packing) its banks take the 64 URAM288; the weights (2304 rows: a 3x3
-    # conv over 256 channels, as pynq-z2) stay in BRAM. 200 MHz: the -2 UltraScale+
-    # fabric, about twice the -1 Zynq-7000's rate for this datapath; no timing closure yet.
+    # budget). The activation memory is the paper-sized Gesture model's (hw-spikeformer-gesture: its
+    # first SEW block holds 2^20 words at 64x64x64) in the 64 URAM288: two banks of 2^19 x 16 bits,
+    # packed four words to a 72-bit row (one word a row would need 256 URAM288). The weights hold its
+    # 5x5 conv over 256 channels (6400 rows) in BRAM. Not the paper's attention: head_dim 64 and 256
+    # tokens need a current memory of 256 x 16 rows x 64 x 24 bits = 6.3 Mbit, which with the 16.8
+    # Mbit of activations and 3.3 Mbit of weights passes the K26's 24.2 Mbit of URAM and BRAM, and a
+    # d = 64 attention PE alone is 204,363 LUT in Yosys (174 %; d = 16: 9,707), so head_dim and
+    # max_tokens stay those of hw-gesture. 200 MHz: the -2 UltraScale+ fabric, about twice the -1
+    # Zynq-7000's rate for this datapath; no timing closure yet.
     "kv260": AcceleratorConfig(
         name="kv260",
         timesteps=16,
@@ -344,8 +379,8 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
         head_dim=16,
         max_group=1024,
         max_tokens=64,
-        amem_depth=262144,
-        wmem_depth=2304,
+        amem_depth=1 << 20,
+        wmem_depth=6400,
         max_features=256,
         acc_bits=22,
         head_acc_bits=40,
@@ -353,6 +388,7 @@ ACCEL_CONFIGS: dict[str, AcceleratorConfig] = {
         clock_mhz=200.0,
         serial_synapse=True,
         words_per_beat=2,
+        amem_words_per_row=4,
     ),
 }
 

@@ -70,13 +70,20 @@ class CommandEstimate:
     words_out: int = 0
 
 
+def _position_write_cycles(cfg: AcceleratorConfig) -> int:
+    """Cycles the LIF unit's writer takes for one output position of a group: its ``L / lif_lanes``
+    jobs."""
+    return cfg.chunks * cfg.writer_cycles_per_job
+
+
 def _skipping_compute(d: Descriptor, cfg: AcceleratorConfig, occupied: np.ndarray, tail: int) -> int:
     """Compute cycles of one output-channel group of a zero-skipping CONV.
 
     Dot product ``j`` holds the array for its scan cycles (:func:`protocol.zero_skip.window_cycles`)
     and the flush (``hold``); its first set-up cycle hides in the previous flush. Position
     ``i``'s jobs are ready when its window's last dot product is (``T_i``) and leave after
-    the previous position's (``lanes`` cycles each): ``done_i = max(T_i, done_(i-1) + lanes)``.
+    the previous position's (``w`` cycles each, :func:`_position_write_cycles`):
+    ``done_i = max(T_i, done_(i-1) + w)``.
     With equal dot products this is the dense formula's ``max(computing, writing)``.
     """
     beats, setup = window_cycles(d, occupied)
@@ -85,7 +92,7 @@ def _skipping_compute(d: Descriptor, cfg: AcceleratorConfig, occupied: np.ndarra
     ready = np.cumsum(per_dot.sum(axis=1)) + int(setup[0, 0])
     done = -(1 << 62)
     for t in ready.tolist():
-        done = max(t, done + cfg.lanes)
+        done = max(t, done + _position_write_cycles(cfg))
     return done + tail
 
 
@@ -108,23 +115,31 @@ def _conv_cycles(
     # the LIF chain and the writer (lanes cycles).
     hold = 1 if cfg.serial_synapse else cfg.chunks - 1
     delay = 1 if cfg.serial_synapse else 0
-    computing = positions * window * (beats + hold) - hold + delay + latency + cfg.lanes + 3
+    write = _position_write_cycles(cfg)
+    computing = positions * window * (beats + hold) - hold + delay + latency + write + 3
     # Writer bound (short dot products): the writer, `lanes` cycles per job position, runs
     # without a break from the first job on. Both expressions agree at the boundary.
-    writing = window * (beats + hold) - hold + delay + latency + positions * cfg.lanes + 3
+    writing = window * (beats + hold) - hold + delay + latency + positions * write + 3
     fan_in = d.in_c * d.kernel * d.kernel  # weight-memory words of a group
     if cfg.zero_skip:
         if occupied is None:
             occupied = np.ones(cfg.amem_depth, dtype=bool)
-        computing = writing = _skipping_compute(d, cfg, occupied, delay + latency + cfg.lanes + 3 - hold)
-    per_group = cfg.lanes + fan_in * cfg.stream_words_per_weight_word + max(computing, writing)
+        computing = writing = _skipping_compute(d, cfg, occupied, delay + latency + write + 3 - hold)
+    loading = cfg.lanes + fan_in * cfg.stream_words_per_weight_word
+    compute = max(computing, writing)
+    if 2 * fan_in <= cfg.wmem_depth:
+        # Two groups' weights fit: the next group streams in while this one computes, and
+        # starts when both are done (its loop starts a cycle after this one's drains).
+        cycles = loading + compute - 1 + (groups - 1) * max(loading, compute + 1)
+    else:
+        cycles = groups * (loading + compute) - 1
     conv_positions = positions
     if d.pool_kernel:  # the conv positions the windows read (a band's last rows may be unread)
         conv_h = (d.in_h + d.pad_top + d.pad_left - d.kernel) // d.stride + 1
         read_h = (d.out_h - 1) * d.pool_stride + d.pool_kernel - d.pool_pad_top
         conv_positions = min(conv_h, read_h) * ((d.in_w + 2 * d.pad_left - d.kernel) // d.stride + 1)
     ops = d.timesteps * conv_positions * d.out_c * d.in_c * d.kernel * d.kernel * d.planes_in
-    return groups * per_group - 1, ops
+    return cycles, ops
 
 
 def _lif_jobs(count: int, pace: int, cfg: AcceleratorConfig) -> tuple[int, int]:
@@ -134,11 +149,12 @@ def _lif_jobs(count: int, pace: int, cfg: AcceleratorConfig) -> tuple[int, int]:
     Cycle by cycle, as :class:`hw.accel.lifunit.LIFUnit` is built: the LIF array is a
     ``latency``-stage pipeline that stalls as a whole while its output beat cannot enter
     the spike FIFO (``inp.ready = ~out.valid | out.ready``), the FIFO holds
-    :attr:`~protocol.config.AcceleratorConfig.spike_fifo_depth` beats, and the writer empties one beat in
-    ``lif_lanes`` cycles. The first value counts from the first offer to the last job's
-    acceptance, the second from then until its spikes are written.
+    :attr:`~protocol.config.AcceleratorConfig.spike_fifo_depth` beats, and the writer
+    empties one beat in :attr:`~protocol.config.AcceleratorConfig.writer_cycles_per_job`
+    cycles. The first value counts from the first offer to the last job's acceptance, the
+    second from then until its spikes are written.
     """
-    return _lif_queue(count, pace, cfg.lif_params().latency, cfg.lif_lanes, cfg.spike_fifo_depth)
+    return _lif_queue(count, pace, cfg.lif_params().latency, cfg.writer_cycles_per_job, cfg.spike_fifo_depth)
 
 
 @lru_cache(maxsize=256)
@@ -175,9 +191,10 @@ def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     groups = {Grouping.JOINT: 1, Grouping.TEMPORAL: n, Grouping.SPATIAL: t}[grouping]
     positions = n if grouping != Grouping.TEMPORAL else 1
     rows = t if grouping != Grouping.SPATIAL else 1
-    # K/V: 2d word reads + 1 + one row per cycle; Q: d reads + 1 + rows.
-    kv = positions * (2 * hd + 1 + rows)
-    q = positions * (hd + 1 + rows)
+    # K/V: 2 ceil(d / K) word reads + 1 + one row per cycle; Q: ceil(d / K) reads + 1 + rows.
+    reads = -(-hd // cfg.words_per_beat)
+    kv = positions * (2 * reads + 1 + rows)
+    q = positions * (reads + 1 + rows)
     # LIF pass: a job per position and chunk of lif_lanes features, offered every t + 2
     # cycles (t current reads, a wait, the send); the writer drains a head's jobs while the
     # next head computes, so only the last head's drain adds to the command.
@@ -186,10 +203,22 @@ def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     return d.heads * (groups * (kv + q) + lif) + drain
 
 
+def _pool_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
+    """One window element per cycle for ``words_per_beat`` channels at once
+    (hw.accel.elementwise.PoolEngine)."""
+    positions, window = d.out_h * d.out_w, d.kernel * d.kernel
+    if cfg.words_per_beat == 1:
+        return positions * d.in_c * window
+    if window == 1:  # every channel pair's second word waits a cycle for the write port
+        return positions * d.in_c
+    # The last window's second channel is written one cycle after the loop.
+    return positions * -(-d.in_c // 2) * window + int(d.in_c % 2 == 0)
+
+
 def _head_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     per = STREAM_BITS // cfg.numerics.weight_bits
     words = -(-d.in_c // per)
-    pool = d.in_c * d.in_w * d.planes_in + 2
+    pool = d.in_c * d.in_w * -(-d.planes_in // cfg.words_per_beat) + 2  # K planes a read
     per_class = 1 + words + d.in_c + 2
     return pool + d.classes * per_class
 
@@ -204,11 +233,15 @@ def command_cycles(
     if op == Opcode.END:
         return DESC_WORDS, 0
     if op in (Opcode.LOAD, Opcode.STORE):
-        engine = d.count + _TRANSFER_EXTRA[op]
+        engine = -(-d.count // cfg.transfer_words_per_cycle) + _TRANSFER_EXTRA[op]
     elif op == Opcode.POOL:
-        engine = d.out_h * d.out_w * d.in_c * d.kernel * d.kernel + _TRANSFER_EXTRA[op]
+        engine = _pool_cycles(d, cfg) + _TRANSFER_EXTRA[op]
     elif op == Opcode.ADD:
-        engine = d.count * d.planes_out * 2 + _TRANSFER_EXTRA[op]
+        # Two cycles per visit of ``words_per_beat`` output planes (hw.accel.elementwise.AddEngine);
+        # a final visit of two planes writes its second word one cycle after the loop.
+        visits = -(-d.planes_out // cfg.words_per_beat)
+        trailing = int(cfg.words_per_beat == 2 and d.planes_out % 2 == 0)
+        engine = d.count * visits * 2 + trailing + _TRANSFER_EXTRA[op]
     elif op == Opcode.CONV:
         engine, ops = _conv_cycles(d, cfg, occupied)
         return COMMAND_OVERHEAD + engine, ops

@@ -102,12 +102,14 @@ def spikeformer_mini_model(samples: int = 2) -> tuple[IntModel, np.ndarray]:
     return model, quantize_input(frames, input_max=model.numerics.input_max)
 
 
-def assert_emulator_matches_model(config: AcceleratorConfig, model: IntModel, x: np.ndarray) -> Program:
+def assert_emulator_matches_model(
+    config: AcceleratorConfig, model: IntModel, x: np.ndarray, *, in_place_adds: bool | None = None
+) -> Program:
     """Every sample of ``x`` through ``model``'s traced program for ``config`` on the emulator
     (segment by segment if band tiled): every layer and the logits equal the integer model's.
     Returns the program."""
     logits, trace = model.run(x, trace=True)
-    program = compile_model(model, config, trace=True)
+    program = compile_model(model, config, trace=True, in_place_adds=in_place_adds)
     emulator = Emulator(config)
     assert set(program.trace_names) >= {op.name for op in model.ops if op.kind != "head"}
     for i in range(len(x)):

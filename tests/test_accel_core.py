@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from contract.intmodel import compare_traces
-from contract.numerics import NumericsConfig
+from contract.numerics import NumericsConfig, maxpool2d
 from hw.accel.layouts import DESCRIPTOR_LAYOUT
 from protocol.compiler import compile_model
 from protocol.compiler.payloads import synapse_payload
@@ -182,17 +182,24 @@ def assert_cycles_match_model(config, descriptors, measured: list[int], modelled
 
 
 def assert_bit_exact_with_exact_cycles(
-    config, model, x: np.ndarray, *, max_cycles: int, attention_fires: bool = True
+    config,
+    model,
+    x: np.ndarray,
+    *,
+    max_cycles: int,
+    attention_fires: bool = True,
+    in_place_adds: bool | None = None,
 ) -> None:
     """Run sample ``x[0]`` traced on the core: every layer equals the integer model, every
     command's cycle count equals the cycle model (:func:`assert_cycles_match_model`), and
     every command wrote its output regions and no other activation word. Every attention
     layer must fire (unless ``attention_fires`` is False: inputs chosen for the conv
-    datapath), or the comparison would not exercise the attention datapath."""
+    datapath), or the comparison would not exercise the attention datapath. ``in_place_adds``
+    goes to :func:`protocol.compiler.compile_model`."""
     _, trace = model.run(x, trace=True)
     if attention_fires:
         assert silent_attention(model, trace) == []
-    compiled = compile_model(model, config, trace=True)
+    compiled = compile_model(model, config, trace=True, in_place_adds=in_place_adds)
     canary = canary_word(config)
     run = run_core(config, compiled.stream(x[0]), max_cycles=max_cycles, canary=canary)
     assert run.error == 0
@@ -241,6 +248,16 @@ def test_partial_lif_jobs_bit_exact_with_exact_cycles() -> None:
     writes only its lanes, which :func:`write_problems` checks beside the traces."""
     assert SIM.lif_lanes == 8
     model = random_int_model(4, img=4, channels=(2, 5, 12), heads=2, firing_attention=True)
+    x = random_input(model, 1, 1)
+    assert_bit_exact_with_exact_cycles(SIM, model, x, max_cycles=40_000)
+
+
+def test_odd_head_width_bit_exact_with_exact_cycles() -> None:
+    """Heads of 5 features with two words a read: the transposer's last K pair holds one K
+    word and one past the head, the V and Q pairs start on odd feature offsets, and the
+    spike writer's pairs of lanes end on a single lane (5-lane LIF jobs)."""
+    assert SIM.words_per_beat == 2 and SIM.spike_words_per_cycle == 2
+    model = random_int_model(6, img=4, channels=(2, 6, 10), heads=2, firing_attention=True)
     x = random_input(model, 1, 1)
     assert_bit_exact_with_exact_cycles(SIM, model, x, max_cycles=40_000)
 
@@ -315,32 +332,111 @@ def test_board_datapath_bit_exact_with_exact_cycles() -> None:
     assert_bit_exact_with_exact_cycles(config, model, x, max_cycles=200_000)
 
 
-def test_add_carries_through_every_plane() -> None:
-    """ADD of a 3-plane value and a spike: 7 + 1 and 3 + 1 carry through the middle planes."""
-    t, n = SIM.timesteps, 24
+@pytest.mark.parametrize(
+    ("words", "planes_a", "planes_out", "src0", "dst"),
+    [
+        (1, 3, 4, 0, 400),
+        (2, 3, 4, 0, 400),
+        # An odd number of output planes (the last visit writes one word), operands and
+        # output at odd addresses (a plane pair straddles the banks' rows).
+        (2, 2, 3, 1, 401),
+        (2, 1, 2, 3, 400),
+    ],
+)
+def test_add_carries_through_every_plane(
+    words: int, planes_a: int, planes_out: int, src0: int, dst: int
+) -> None:
+    """ADD of a ``planes_a``-plane value and a spike, one or two planes per visit: the
+    largest values carry through every plane; the sum, the cycles (the model's) and the
+    words written (exactly the output's) are checked."""
+    config = dataclasses.replace(SIM, words_per_beat=words)
+    t, n = config.timesteps, 24
     rng = np.random.default_rng(5)
-    a = rng.integers(0, 8, (t, n, 1))
+    top = (1 << planes_a) - 1
+    a = rng.integers(0, top + 1, (t, n, 1))
     b = rng.integers(0, 2, (t, n, 1))
-    a[:, :4], b[:, :4] = 7, 1
-    a[:, 4:8], b[:, 4:8] = 3, 1
+    a[:, :4], b[:, :4] = top, 1
+    a[:, 4:8], b[:, 4:8] = top >> 1, 1
     fields = {
-        "src0": 0,
+        "src0": src0,
         "src1": 200,
-        "dst": 400,
+        "dst": dst,
         "count": n,
-        "planes_in": 3,
+        "planes_in": planes_a,
         "planes_in2": 1,
-        "planes_out": 4,
+        "planes_out": planes_out,
     }
-    stream = program(
-        load(0, 0, activation_words(a, planes=3, hw_timesteps=t)),
+    commands = (
+        load(0, src0, activation_words(a, planes=planes_a, hw_timesteps=t)),
         load(1, 200, activation_words(b, planes=1, hw_timesteps=t)),
         (Descriptor(Opcode.ADD, 2, fields), []),
-        (Descriptor(Opcode.STORE, 3, {"src0": 400, "count": 4 * n}), []),
+        (Descriptor(Opcode.STORE, 3, {"src0": dst, "count": planes_out * n}), []),
         end(4),
     )
-    (run,) = run_programs(SIM, [stream], max_cycles=5000)
+    canary = canary_word(config)
+    run = run_core(config, program(*commands), max_cycles=5000, canary=canary)
     assert run.error == 0
-    words = stream_to_words(run.words, 4 * n, t)
-    got = unpack_activation(words, positions=n, channels=1, planes=4, timesteps=t)
+    words_out = stream_to_words(run.words, planes_out * n, t)
+    got = unpack_activation(words_out, positions=n, channels=1, planes=planes_out, timesteps=t)
     assert np.array_equal(got, a + b)
+    descriptors = [descriptor for descriptor, _ in commands]
+    assert run.profile[2] == command_cycles(descriptors[2], config)[0]
+    assert write_problems(descriptors, run, canary) == []
+
+
+@pytest.mark.parametrize(
+    ("words", "channels", "kernel", "stride", "padding", "src0"),
+    [
+        (1, 3, 3, 2, 1, 0),
+        (2, 4, 3, 2, 1, 0),
+        # An odd channel count (the last visit has one channel) from an odd address.
+        (2, 5, 3, 2, 1, 1),
+        (2, 2, 2, 2, 0, 0),
+        # k = 1: every element ends a window, so each pair's second word waits a cycle.
+        (2, 3, 1, 2, 0, 0),
+    ],
+)
+def test_pool_bit_exact_with_exact_cycles(
+    words: int, channels: int, kernel: int, stride: int, padding: int, src0: int
+) -> None:
+    """POOL one or two channels per window element: the OR of every window (zero padding)
+    equals :func:`contract.numerics.maxpool2d`, the cycles the model's, and it writes exactly
+    its output."""
+    config = dataclasses.replace(SIM, words_per_beat=words)
+    t, img = config.timesteps, 5
+    rng = np.random.default_rng(channels * 10 + kernel)
+    spikes = (rng.random((t, img, img, channels)) < 0.3).astype(np.int64)
+    want = maxpool2d(spikes.transpose(0, 3, 1, 2), kernel=kernel, stride=stride, padding=padding)
+    out = want.shape[-1]
+    dst = 300
+    fields = dict(
+        timesteps=t,
+        in_h=img,
+        in_w=img,
+        in_c=channels,
+        planes_in=1,
+        out_h=out,
+        out_w=out,
+        kernel=kernel,
+        stride=stride,
+        pad_top=padding,
+        pad_left=padding,
+        src0=src0,
+        dst=dst,
+    )
+    values = spikes.reshape(t, img * img, channels)
+    commands = (
+        load(0, src0, activation_words(values, planes=1, hw_timesteps=t)),
+        (Descriptor(Opcode.POOL, 1, fields), []),
+        (Descriptor(Opcode.STORE, 2, {"src0": dst, "count": out * out * channels}), []),
+        end(3),
+    )
+    canary = canary_word(config)
+    run = run_core(config, program(*commands), max_cycles=5000, canary=canary)
+    assert run.error == 0
+    words_out = stream_to_words(run.words, out * out * channels, t)
+    got = unpack_activation(words_out, positions=out * out, channels=channels, planes=1, timesteps=t)
+    assert np.array_equal(got.reshape(t, out, out, channels).transpose(0, 3, 1, 2), want)
+    descriptors = [descriptor for descriptor, _ in commands]
+    assert run.profile[1] == command_cycles(descriptors[1], config)[0]
+    assert write_problems(descriptors, run, canary) == []

@@ -29,6 +29,7 @@ from ..quantize import (
     FakeQuantModel,
     IntLIF,
     QuantizationError,
+    _Bound,
     _ints,
     _QuantAffine,
     _QuantConv,
@@ -62,15 +63,11 @@ class _TokenRecorder:
             self.base.put(part + suffix, chunk.contiguous())
 
 
-class _QuantConv1d(nn.Module):
+class _QuantConv1d(_Bound):
     """``Conv1d(k=1)`` with the integer weights ``Wq`` of its quantizer."""
 
-    def __init__(self, quant: nn.Module) -> None:
-        super().__init__()
-        object.__setattr__(self, "_quant", quant)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, self._quant.params.weight)
+        return F.conv1d(x, self.params.weight)
 
 
 def _check_conv(name: str, conv: nn.Conv2d) -> None:

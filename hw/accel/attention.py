@@ -4,8 +4,8 @@ Per head ``h`` (features ``h d .. h d + d - 1``) and token group, using the
 spike-attention PE (:class:`hw.attention_pe.SpikeAttention`, used as is):
 
 * ``KV``: for every position ``n`` of the group, read the ``d`` K words and ``d`` V words
-  (one word = one feature's ``T`` steps) into a transposer, then send the group's rows
-  ``(t, n)`` to the PE (``K^T V`` counters);
+  (one word = one feature's ``T`` steps; two a cycle with the two-bank memory) into a
+  transposer, then send the group's rows ``(t, n)`` to the PE (``K^T V`` counters);
 * ``Q``: the same with the ``d`` Q words; every query row's output (``d`` currents) is
   written to the current memory at ``n T_hw + t``.
 
@@ -50,7 +50,11 @@ class AttentionEngine(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig) -> None:
         self._config = config
-        super().__init__({**engine_members(config, read=True, lif=True), "overflow": Out(1)})
+        # With the two-bank memory a read also returns the next word: two features a cycle.
+        self._words = config.words_per_beat
+        super().__init__(
+            {**engine_members(config, read=True, read_pairs=self._words == 2, lif=True), "overflow": Out(1)}
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -77,7 +81,7 @@ class AttentionEngine(wiring.Component):
         n = Signal(16)
         n_off = Signal(32)  # n D
         row = Signal(range(steps))
-        j = Signal(range(2 * dim + 1))
+        j = Signal(range(2 * dim + 2))
         chunk = Signal(range(max(dim // lif_lanes, 2)))
         query = Signal()  # 0: K/V phase, 1: query phase
         groups = Mux(joint, 1, Mux(temporal, d.in_w, d.timesteps))
@@ -92,7 +96,7 @@ class AttentionEngine(wiring.Component):
         kbits = [Signal(steps, name=f"kbits{f}") for f in range(dim)]
         vbits = [Signal(steps, name=f"vbits{f}") for f in range(dim)]
         reading = Signal()
-        cap_valid, cap_j = Signal(), Signal(range(2 * dim + 1))
+        cap_valid, cap_j = Signal(), Signal(range(2 * dim + 2))
         m.d.comb += [
             self.rd.en.eq(reading),
             self.rd.addr.eq(
@@ -106,6 +110,14 @@ class AttentionEngine(wiring.Component):
                     m.d.sync += kbits[f].eq(self.rd.data)
                 with m.If(cap_j == hd + f):
                     m.d.sync += vbits[f].eq(self.rd.data)
+                if self._words == 2 and f > 0:
+                    # The pair's second word: the next K feature, or the next V (Q) feature
+                    # when the pair started among them (an odd hd's last K pair ends in
+                    # a word past the head, which the feature mask drops).
+                    with m.If(equals(cap_j, f - 1)):
+                        m.d.sync += kbits[f].eq(self.rd.next)
+                    with m.If((cap_j == hd + f - 1) & (cap_j >= hd)):
+                        m.d.sync += vbits[f].eq(self.rd.next)
         feature_mask = Signal(dim)
         m.d.comb += feature_mask.eq((1 << hd) - 1)
 
@@ -169,10 +181,14 @@ class AttentionEngine(wiring.Component):
                     m.d.sync += [self.busy.eq(1), head.eq(0), head_off.eq(0)]
                     first_group()
             with m.State("READ"):
-                # One word per cycle (2d for K/V, d for Q), then one cycle for the last word.
+                # One word per cycle, or two (K/V: 2 ceil(d / 2) reads, Q: ceil(d / 2)), then
+                # one cycle for the last word.
                 m.d.comb += reading.eq(j < 2 * hd)
-                m.d.sync += j.eq(j + 1)
-                with m.If(j == 2 * hd):
+                if self._words == 2:  # a K pair never runs into the V words
+                    m.d.sync += j.eq(Mux((j < hd) & (j + 2 > hd), hd, j + 2))
+                else:
+                    m.d.sync += j.eq(j + 1)
+                with m.If(j >= 2 * hd):
                     m.d.sync += row.eq(first_row)
                     m.next = "EMIT"
             with m.State("EMIT"):

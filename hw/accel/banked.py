@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from hw.accel.packed import memory_ports
 
 __all__ = ["BankedMemory"]
 
@@ -33,16 +34,38 @@ class BankedMemory(wiring.Component):
         ``2 rd_odd_row + 1`` (zero-word skipping picks one word from each bank).
     wr_addr, wr_en, wr_data : In
         One word written per cycle.
+    wr_next_en, wr_next_data : In
+        With two banks: with ``wr_en``, also write word ``wr_addr + 1`` (the other bank's).
+
+    With ``words_per_row`` above 1 each bank stores that many words per physical row
+    (:class:`hw.accel.packed.PackedMemory`); the ports and their timing are the same.
+    ``ram_style`` (``"block"``, ``"ultra"``, ...) is the banks' memory attribute that Vivado and
+    Yosys follow (default: see :func:`hw.accel.packed.memory_ports`).
     """
 
-    def __init__(self, *, width: int, depth: int, banks: int, split: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        width: int,
+        depth: int,
+        banks: int,
+        split: bool = False,
+        words_per_row: int = 1,
+        ram_style: str | None = None,
+    ) -> None:
         if banks not in (1, 2):
             raise ValueError(f"BankedMemory banks must be 1 or 2, not {banks!r}")
         if depth < banks:
             raise ValueError(f"BankedMemory depth must be at least its {banks} bank(s), not {depth!r}")
         if split and banks != 2:
             raise ValueError("BankedMemory split reads need two banks")
+        if words_per_row != 1 and depth % (banks * words_per_row):
+            raise ValueError(
+                f"BankedMemory depth must be a multiple of banks x words_per_row ({banks} x "
+                f"{words_per_row}), not {depth!r}"
+            )
         self._width, self._depth, self._banks, self._split = width, depth, banks, split
+        self._words_per_row, self._ram_style = words_per_row, ram_style
         address = (depth - 1).bit_length()
         members = {
             "rd_addr": In(address),
@@ -53,7 +76,7 @@ class BankedMemory(wiring.Component):
             "wr_data": In(width),
         }
         if banks == 2:
-            members["rd_next"] = Out(width)
+            members.update({"rd_next": Out(width), "wr_next_en": In(1), "wr_next_data": In(width)})
         if split:
             members.update({"rd_split": In(1), "rd_odd_row": In(address - 1)})
         super().__init__(members)
@@ -61,8 +84,14 @@ class BankedMemory(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         if self._banks == 1:
-            m.submodules.bank = bank = Memory(shape=self._width, depth=self._depth, init=[])
-            rd, wr = bank.read_port(transparent_for=()), bank.write_port()
+            rd, wr = memory_ports(
+                m,
+                "bank",
+                width=self._width,
+                depth=self._depth,
+                words_per_row=self._words_per_row,
+                ram_style=self._ram_style,
+            )
             m.d.comb += [
                 rd.addr.eq(self.rd_addr),
                 rd.en.eq(self.rd_en),
@@ -75,15 +104,34 @@ class BankedMemory(wiring.Component):
 
         reads = []
         for parity in range(2):
-            bank = Memory(shape=self._width, depth=-(-self._depth // 2), init=[])
-            m.submodules[f"bank{parity}"] = bank
-            rd, wr = bank.read_port(transparent_for=()), bank.write_port()
-            m.d.comb += [
-                wr.addr.eq(self.wr_addr[1:]),
-                wr.en.eq(self.wr_en & (self.wr_addr[0] == parity)),
-                wr.data.eq(self.wr_data),
-                rd.en.eq(self.rd_en),
-            ]
+            rd, wr = memory_ports(
+                m,
+                f"bank{parity}",
+                width=self._width,
+                depth=-(-self._depth // 2),
+                words_per_row=self._words_per_row,
+                ram_style=self._ram_style,
+            )
+            # The bank takes word wr_addr, or else word wr_addr + 1 (odd wr_addr: bank 0's next
+            # row). The muxes select on wr_addr[0] itself: a negated select would leave an
+            # unread net in the Verilog.
+            odd = self.wr_addr[0]
+            next_row = (self.wr_addr[1:] + odd)[: len(wr.addr)]
+            own_row, own_data = self.wr_addr[1:], self.wr_data
+            other_row, other_data = next_row, self.wr_next_data
+            if parity == 0:
+                m.d.comb += [
+                    wr.addr.eq(Mux(odd, other_row, own_row)),
+                    wr.en.eq(self.wr_en & (~odd | self.wr_next_en)),
+                    wr.data.eq(Mux(odd, other_data, own_data)),
+                ]
+            else:
+                m.d.comb += [
+                    wr.addr.eq(Mux(odd, own_row, other_row)),
+                    wr.en.eq(self.wr_en & (odd | self.wr_next_en)),
+                    wr.data.eq(Mux(odd, own_data, other_data)),
+                ]
+            m.d.comb += rd.en.eq(self.rd_en)
             reads.append(rd)
         # Even address a: both words in row a / 2. Odd a: word a in bank 1, row a // 2, and
         # word a + 1 in bank 0, the row after.

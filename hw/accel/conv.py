@@ -92,13 +92,15 @@ def _weight_copy(m: Module, name: str, width: int, depth: int) -> SimpleNamespac
 @dataclass(frozen=True)
 class _Taps:
     """What the beat-request generators need of the loop nest: the nest, the current tap's
-    padding flag, first address and weight row, its words ``C P``, the output address and
-    window flags the results carry, and the beat consumer's ``ready``."""
+    padding flag, first address and weight row (plus the group's first row), its words
+    ``C P``, the output address and window flags the results carry, and the beat consumer's
+    ``ready``."""
 
     loop: LoopNest
     pad: Value
     addr: Value
     weights: Value
+    weight_base: Value
     words: Value
     oaddr: Value
     window: Value
@@ -161,7 +163,11 @@ class ConvEngine(wiring.Component):
         if cfg.zero_skip:  # the two words of a beat have unrelated channels: a weight copy each
             wmems = [_weight_copy(m, f"wmem{k}", word_bits, cfg.wmem_depth) for k in range(2)]
         else:
-            m.submodules.wmem = wmem = BankedMemory(width=word_bits, depth=cfg.wmem_depth, banks=words)
+            # Block RAM: with URAM inference on (UltraScale+) the tools would otherwise put the
+            # weights in the URAM the activation memory needs.
+            m.submodules.wmem = wmem = BankedMemory(
+                width=word_bits, depth=cfg.wmem_depth, banks=words, ram_style="block"
+            )
             wmems = [wmem]
         tag_bits = ADDRESS_BITS + lanes.bit_length()
         m.submodules.tags = tags = SyncFIFO(width=tag_bits + 3, depth=4)  # + real, first, last of window
@@ -176,6 +182,7 @@ class ConvEngine(wiring.Component):
         s_cp = registered(m, d.stride * cp, "conv_s_cp")
         kc = registered(m, d.kernel * d.in_c, "conv_kc")
         fan_in = registered(m, d.kernel * d.kernel * d.in_c, "conv_fan_in")  # weight words of a group
+        alternate = registered(m, 2 * fan_in <= cfg.wmem_depth, "conv_alternate")
         o_row = registered(m, d.out_w * d.out_c, "conv_o_row")
         # The current pool: without one, a window of one conv position of stride 1.
         pooling = registered(m, d.pool_kernel != 0, "conv_pooling")
@@ -230,11 +237,21 @@ class ConvEngine(wiring.Component):
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
 
+        # The group being computed uses bias/theta; the next group's parameters arrive in
+        # bias_next/theta_next meanwhile and are copied over when it starts.
         bias = [Signal(signed(membrane), name=f"bias{lane}") for lane in range(lanes)]
         theta = [Signal(signed(membrane + 1), name=f"theta{lane}") for lane in range(lanes)]
+        bias_next = [Signal(signed(membrane), name=f"bias_next{lane}") for lane in range(lanes)]
+        theta_next = [Signal(signed(membrane + 1), name=f"theta_next{lane}") for lane in range(lanes)]
+        # Weight-memory rows of the computed group and of the group being loaded: with room for
+        # two groups (2 C k^2 <= wmem_depth) they alternate between row 0 and row C k^2, so the
+        # next group streams in while this one computes; else both stay 0 and loading waits.
+        read_upper, load_upper = Signal(), Signal()
+        w_read_base = Mux(read_upper, fan_in, 0)
+        w_load_base = Mux(load_upper, fan_in, 0)
         beat = syn.inp
         window = Cat(real, equals(loop.idx["wy"], 0) & equals(loop.idx["wx"], 0), loop.within("wy", "wx"))
-        taps = _Taps(loop, pad, addr, tap_weights, cp, oaddr, window, beat.ready & tags.w_rdy)
+        taps = _Taps(loop, pad, addr, tap_weights, w_read_base, cp, oaddr, window, beat.ready & tags.w_rdy)
         if cfg.zero_skip:
             stage = self._skipping_requests(m, taps, beat, wmems)
         else:
@@ -328,11 +345,56 @@ class ConvEngine(wiring.Component):
         incoming = words_in.payload.data
         full_word = incoming if per_weight == 1 else Cat(assembled[STREAM_BITS:], incoming)
         drained = ~loop.active & ~stage.valid & ~tags.r_rdy & self.lif_idle
+        computing = Signal()  # a group's loop runs or its jobs are not all written yet
+        finishing = Signal()  # ... and this is its last cycle
+        loaded = Signal()  # the next group's parameters and weights are all in
+        swap = Signal()  # that group starts computing
+        last_load = Signal()  # the group being loaded is the command's last
+        load_left = Signal(signed(18))  # out_c minus the lanes of the groups loaded before
+        m.d.comb += [
+            finishing.eq(computing & drained),
+            swap.eq(loaded & ~computing),
+            last_load.eq(load_left <= lanes),
+        ]
+
+        # The compute side: a loaded group starts as soon as the previous one is drained.
+        with m.If(swap):
+            m.d.comb += loop.start.eq(1)
+            m.d.sync += [computing.eq(1), read_upper.eq(load_upper)]
+            m.d.sync += [
+                reg.eq(value) for reg, value in zip(bias + theta, bias_next + theta_next, strict=True)
+            ]
+        with m.If(finishing):
+            m.d.sync += [
+                computing.eq(0),
+                group_base.eq(group_base + lanes),
+                lanes_left.eq(lanes_left - lanes),
+            ]
+            with m.If(lanes_left <= lanes):
+                m.d.sync += self.busy.eq(0)
+
+        # The loader: parameters, then weights, of one group after another.
+        def after_swap() -> None:
+            m.d.sync += load_left.eq(load_left - lanes)
+            with m.If(last_load):
+                m.next = "IDLE"
+            with m.Elif(alternate):
+                m.d.sync += load_upper.eq(~load_upper)
+                m.next = "PARAMS"
+            with m.Else():
+                m.next = "WAIT"
 
         with m.FSM(name="conv_fsm"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.busy.eq(1), index.eq(0), lanes_left.eq(d.out_c), group_base.eq(d.dst)]
+                    m.d.sync += [
+                        self.busy.eq(1),
+                        index.eq(0),
+                        lanes_left.eq(d.out_c),
+                        load_left.eq(d.out_c),
+                        group_base.eq(d.dst),
+                        load_upper.eq(0),
+                    ]
                     m.next = "PARAMS"
             with m.State("PARAMS"):
                 m.d.comb += words_in.ready.eq(1)
@@ -340,8 +402,8 @@ class ConvEngine(wiring.Component):
                     for lane in range(lanes):
                         with m.If(equals(index, lane)):
                             m.d.sync += [
-                                bias[lane].eq(incoming[:membrane]),
-                                theta[lane].eq(incoming[32 : 33 + membrane]),
+                                bias_next[lane].eq(incoming[:membrane]),
+                                theta_next[lane].eq(incoming[32 : 33 + membrane]),
                             ]
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == lanes - 1):
@@ -349,7 +411,8 @@ class ConvEngine(wiring.Component):
                         m.next = "WEIGHTS"
             with m.State("WEIGHTS"):
                 m.d.comb += words_in.ready.eq(1)
-                m.d.comb += [w.wr_addr.eq(index) for w in wmems] + [w.wr_data.eq(full_word) for w in wmems]
+                m.d.comb += [w.wr_addr.eq(index + w_load_base) for w in wmems]
+                m.d.comb += [w.wr_data.eq(full_word) for w in wmems]
                 with m.If(take):
                     m.d.sync += assembled.eq(full_word)
                     if per_weight > 1:
@@ -358,20 +421,19 @@ class ConvEngine(wiring.Component):
                         m.d.comb += [w.wr_en.eq(1) for w in wmems]
                         m.d.sync += [index.eq(index + 1), sub.eq(0)]
                         with m.If(index == fan_in - 1):
-                            m.d.comb += loop.start.eq(1)
-                            m.next = "COMPUTE"
-            with m.State("COMPUTE"):
-                with m.If(drained):
-                    m.d.sync += [
-                        group_base.eq(group_base + lanes),
-                        lanes_left.eq(lanes_left - lanes),
-                        index.eq(0),
-                    ]
-                    with m.If(lanes_left <= lanes):
-                        m.d.sync += self.busy.eq(0)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "PARAMS"
+                            m.d.comb += loaded.eq(1)
+                            m.d.sync += index.eq(0)
+                            with m.If(swap):
+                                after_swap()
+                            with m.Else():
+                                m.next = "FULL"
+            with m.State("FULL"):
+                m.d.comb += loaded.eq(1)
+                with m.If(swap):
+                    after_swap()
+            with m.State("WAIT"):  # one weight-memory region: the group computing must end first
+                with m.If(finishing):
+                    m.next = "PARAMS"
         return m
 
     def _dense_requests(
@@ -410,7 +472,7 @@ class ConvEngine(wiring.Component):
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(taps.addr),
             self.rd.en.eq(loop.active & stage.advance & ~pad),
-            wmem.rd_addr.eq((taps.weights + channel)[: len(wmem.rd_addr)]),
+            wmem.rd_addr.eq((taps.weights + channel + taps.weight_base)[: len(wmem.rd_addr)]),
             wmem.rd_en.eq(stage.advance),
         ]
         stage_planes = len(plane0)
@@ -487,7 +549,7 @@ class ConvEngine(wiring.Component):
         plane_bits = len(scanner.plane[0])
         for k, wmem in enumerate(wmems):
             m.d.comb += [
-                wmem.rd_addr.eq((taps.weights + scanner.channel[k])[: len(wmem.rd_addr)]),
+                wmem.rd_addr.eq((taps.weights + scanner.channel[k] + taps.weight_base)[: len(wmem.rd_addr)]),
                 wmem.rd_en.eq(stage.advance),
                 beat.payload.spikes[k].eq(Mux(stage.meta["present"][k], (self.rd.data, self.rd.next)[k], 0)),
                 Value.cast(beat.payload.weight[k]).eq(wmem.rd_data),

@@ -114,7 +114,11 @@ class AcceleratorCore(wiring.Component):
 
         # ---------------------------------------------------------------- shared resources
         m.submodules.amem = amem = BankedMemory(
-            width=cfg.timesteps, depth=cfg.amem_depth, banks=cfg.words_per_beat, split=cfg.zero_skip
+            width=cfg.timesteps,
+            depth=cfg.amem_depth,
+            banks=cfg.words_per_beat,
+            split=cfg.zero_skip,
+            words_per_row=cfg.amem_words_per_row,
         )
         m.submodules.profile = profile = Memory(shape=32, depth=cfg.profile_depth, init=[])
         profile_wr = profile.write_port()
@@ -282,22 +286,44 @@ class AcceleratorCore(wiring.Component):
                     finish()
         return m
 
-    def _occupancy(self, m: Module, port: object, wr_addr: Value, wr_en: Value, wr_data: Value) -> None:
+    def _occupancy(self, m: Module, port: object, wr_addr: Value, writes: list[tuple[Value, Value]]) -> None:
         """The occupancy memory: bit ``a mod 32`` of row ``a // 32`` says whether activation word
-        ``a`` is non-zero; every activation write updates its bit, so the two never disagree."""
+        ``a`` is non-zero; every activation write updates its bit, so the two never disagree.
+
+        ``writes`` are the (enable, data) of words ``wr_addr`` and ``wr_addr + 1``. The rows
+        are two memories, even and odd rows, so a pair of words in two rows (``a mod 32 = 31``)
+        updates both in one cycle; a read takes the addressed row from either."""
         rows = -(-self._config.amem_depth // OCCUPANCY_ROW)
-        m.submodules.occupancy = occupancy = Memory(shape=OCCUPANCY_ROW, depth=rows, init=[])
-        write = occupancy.write_port(granularity=1)
-        read = occupancy.read_port(transparent_for=())
         shift = (OCCUPANCY_ROW - 1).bit_length()
-        m.d.comb += [
-            write.addr.eq(wr_addr[shift:]),
-            write.data.eq(Mux(wr_data.any(), (1 << OCCUPANCY_ROW) - 1, 0)),
-            write.en.eq(Mux(wr_en, 1 << wr_addr[:shift], 0)),
-            read.addr.eq(port.addr),
-            read.en.eq(port.en & (port.addr < rows)),
-            port.data.eq(read.data),
-        ]
+        halves = []
+        depths = [max(1, -(-(rows - parity) // 2)) for parity in range(2)]
+        for parity in range(2):
+            memory = Memory(shape=OCCUPANCY_ROW, depth=depths[parity], init=[])
+            m.submodules[f"occupancy{parity}"] = memory
+            halves.append((memory.write_port(granularity=1), memory.read_port(transparent_for=())))
+        for parity, (write, read) in enumerate(halves):
+            row_addr = Signal(len(write.addr), name=f"occupancy{parity}_row")
+            enables, bits = [], []
+            for offset, (enable, word) in enumerate(writes):
+                address = wr_addr + offset if offset else wr_addr
+                hit = enable & (address[shift] == parity)
+                with m.If(hit):
+                    m.d.comb += row_addr.eq(address[shift + 1 : shift + 1 + len(row_addr)])
+                bit = Signal(OCCUPANCY_ROW, name=f"occupancy{parity}_bit{offset}")
+                m.d.comb += bit.eq(Mux(hit, 1 << address[:shift], 0))
+                enables.append(bit)
+                bits.append(Mux(word.any(), bit, 0))
+            m.d.comb += [
+                write.addr.eq(row_addr),
+                write.en.eq(enables[0] | enables[1]),
+                write.data.eq(bits[0] | bits[1]),
+                read.addr.eq(port.addr[1:]),
+                read.en.eq(port.en & (port.addr < rows) & (port.addr[1:] < depths[parity])),
+            ]
+        odd = Signal()
+        with m.If(port.en):
+            m.d.sync += odd.eq(port.addr[0])
+        m.d.comb += port.data.eq(Mux(odd, halves[1][1].data, halves[0][1].data))
 
     def _route(self, m: Module, engines: dict, running: dict, lif: LIFUnit, amem: BankedMemory) -> Signal:
         """Connect the running engine to the shared memory ports, streams and the LIF unit.
@@ -311,6 +337,8 @@ class AcceleratorCore(wiring.Component):
 
         rd_addr, rd_en = Signal(32), Signal()
         wr_addr, wr_en, wr_data = Signal(32), Signal(), Signal(cfg.timesteps)
+        # A writer of pairs also writes word wr_addr + 1 (the LIF unit, two lanes a cycle).
+        wr_next_en, wr_next_data = Signal(), Signal(cfg.timesteps)
         for active, port in readers:
             m.d.comb += port.data.eq(amem.rd_data)
             if "next" in port.signature.members:
@@ -320,14 +348,21 @@ class AcceleratorCore(wiring.Component):
         for active, port in writers:
             with m.If(active & port.en):
                 m.d.comb += [wr_addr.eq(port.addr), wr_en.eq(1), wr_data.eq(port.data)]
+                if "next_en" in port.signature.members:
+                    m.d.comb += [wr_next_en.eq(port.next_en), wr_next_data.eq(port.next_data)]
         bad_read = rd_en & (rd_addr >= depth)
-        bad_write = wr_en & (wr_addr >= depth)
+        bad_write = wr_en & ((wr_addr >= depth) | (wr_next_en & (wr_addr + 1 >= depth)))
         if cfg.zero_skip:
             conv_rd = engines[Opcode.CONV].rd
             split = running[Opcode.CONV] & conv_rd.split
             bad_read = bad_read | (rd_en & split & (conv_rd.odd_addr >= depth))
             m.d.comb += [amem.rd_split.eq(split), amem.rd_odd_row.eq(conv_rd.odd_addr[1 : len(amem.rd_addr)])]
-            self._occupancy(m, engines[Opcode.CONV].occ, wr_addr, wr_en & ~bad_write, wr_data)
+            self._occupancy(
+                m,
+                engines[Opcode.CONV].occ,
+                wr_addr,
+                [(wr_en & ~bad_write, wr_data), (wr_en & wr_next_en & ~bad_write, wr_next_data)],
+            )
         fault = Signal()
         m.d.comb += [
             fault.eq(bad_read | bad_write),
@@ -337,6 +372,8 @@ class AcceleratorCore(wiring.Component):
             amem.wr_data.eq(wr_data),
             amem.wr_en.eq(wr_en & ~bad_write),
         ]
+        if cfg.words_per_beat == 2:
+            m.d.comb += [amem.wr_next_en.eq(wr_next_en), amem.wr_next_data.eq(wr_next_data)]
 
         for op, engine in engines.items():
             members = engine.signature.members

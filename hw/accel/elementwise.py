@@ -9,7 +9,7 @@ a ripple-carry addition over bit planes, LSB first, with a ``T``-bit carry
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 
 from hw.accel.loops import LoopNest, read_stage, registered
@@ -27,6 +27,31 @@ class _Engine(wiring.Component):
         self._config = config
         super().__init__(engine_members(config, **ports))
 
+    def write_words(
+        self,
+        m: Module,
+        *,
+        strobe: Value,
+        addr: Value,
+        first: Value,
+        second: Value | None = None,
+        second_valid: Value | None = None,
+    ) -> Signal:
+        """Write ``first`` at ``addr`` on ``strobe`` and, if ``second_valid``, ``second`` at
+        ``addr + 1`` in the next cycle. The one write port takes a word per cycle, so the
+        engine must not strobe while the returned ``pending`` (the second word waits) is set."""
+        pending = Signal(name="second_pending")
+        pending_addr, pending_data = Signal(ADDRESS_BITS), Signal(self._config.timesteps)
+        m.d.sync += pending.eq(0)
+        if second is not None:
+            with m.If(strobe):
+                m.d.sync += [pending.eq(second_valid), pending_addr.eq(addr + 1), pending_data.eq(second)]
+        with m.If(pending):
+            m.d.comb += [self.wr.en.eq(1), self.wr.addr.eq(pending_addr), self.wr.data.eq(pending_data)]
+        with m.Elif(strobe):
+            m.d.comb += [self.wr.en.eq(1), self.wr.addr.eq(addr), self.wr.data.eq(first)]
+        return pending
+
     def sequence(self, m: Module, loop: LoopNest, pipeline_busy: Signal) -> None:
         # One setup cycle lets the registered derived quantities settle before the loop samples them.
         setup = Signal()
@@ -41,16 +66,22 @@ class _Engine(wiring.Component):
 class PoolEngine(_Engine):
     """``POOL``: ``out[oy, ox, c] = OR_{dy, dx} in[oy s + dy - pad_top, ox s + dx - pad_left, c]``.
 
-    One window element per cycle (``out_h out_w C k^2`` cycles); rows and columns
-    outside the input read as zero.
+    One window element per cycle, for ``g`` channels at once (``g = 2`` with the two-bank
+    memory, whose reads return a word and the next one, the next channel's; else ``g = 1``):
+    ``out_h out_w ceil(C / g) k^2`` cycles. Rows and columns outside the input read as zero.
+    The second channel's result is written in the cycle after the window's last element
+    (the next window's first, which writes nothing); a ``k = 1`` window, whose every element
+    writes, waits that cycle.
     """
 
     def __init__(self, config: AcceleratorConfig) -> None:
-        super().__init__(config, read=True, write=True)
+        self._channels_per_visit = config.words_per_beat
+        super().__init__(config, read=True, read_pairs=self._channels_per_visit == 2, write=True)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         d = self.desc
+        g = self._channels_per_visit
         row = registered(m, d.in_w * d.in_c, "pool_row")
         s_row = registered(m, d.stride * d.in_w * d.in_c, "pool_s_row")
         s_c = registered(m, d.stride * d.in_c, "pool_s_c")
@@ -65,97 +96,127 @@ class PoolEngine(_Engine):
         for level, count in (
             ("oy", d.out_h),
             ("ox", d.out_w),
-            ("c", d.in_c),
+            ("c", d.in_c if g == 1 else (d.in_c + 1) >> 1),
             ("dy", d.kernel),
             ("dx", d.kernel),
         ):
             m.d.comb += loop.count[level].eq(count)
         addr = loop.output(
-            "addr", ADDRESS_BITS, init, {"oy": s_row, "ox": s_c, "c": 1, "dy": row, "dx": d.in_c}
+            "addr", ADDRESS_BITS, init, {"oy": s_row, "ox": s_c, "c": g, "dy": row, "dx": d.in_c}
         )
         iy = loop.output("iy", signed(18), -d.pad_top, {"oy": d.stride, "dy": 1})
         ix = loop.output("ix", signed(18), -d.pad_left, {"ox": d.stride, "dx": 1})
-        oaddr = loop.output("oaddr", ADDRESS_BITS, d.dst, {"oy": o_row, "ox": d.in_c, "c": 1})
+        oaddr = loop.output("oaddr", ADDRESS_BITS, d.dst, {"oy": o_row, "ox": d.in_c, "c": g})
         pad = Signal()
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
 
-        stage = read_stage(
-            m,
-            name="pool",
-            active=loop.active,
-            ready=1,
-            meta={
-                "pad": pad,
-                "first": ~loop.idx["dy"].any() & ~loop.idx["dx"].any(),
-                "end": loop.within("dy", "dx"),
-                "oaddr": oaddr,
-            },
-        )
+        meta = {
+            "pad": pad,
+            "first": ~loop.idx["dy"].any() & ~loop.idx["dx"].any(),
+            "end": loop.within("dy", "dx"),
+            "oaddr": oaddr,
+        }
+        if g == 2:
+            meta["second"] = loop.idx["c"] * 2 + 1 < d.in_c
+        ready = Signal()
+        stage = read_stage(m, name="pool", active=loop.active, ready=ready, meta=meta)
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(addr),
             self.rd.en.eq(loop.active & stage.advance & ~pad),
         ]
-        acc = Signal(self._config.timesteps)
-        value = Mux(stage.meta["pad"], 0, self.rd.data) | Mux(stage.meta["first"], 0, acc)
-        with m.If(stage.valid):
-            m.d.sync += acc.eq(value)
-        m.d.comb += [
-            self.wr.en.eq(stage.valid & stage.meta["end"]),
-            self.wr.addr.eq(stage.meta["oaddr"]),
-            self.wr.data.eq(value),
+        take = Signal()
+        m.d.comb += take.eq(stage.valid & ready)
+        words = [self.rd.data] if g == 1 else [self.rd.data, self.rd.next]
+        real = (
+            [~stage.meta["pad"]]
+            if g == 1
+            else [~stage.meta["pad"], ~stage.meta["pad"] & stage.meta["second"]]
+        )
+        acc = [Signal(self._config.timesteps, name=f"acc{i}") for i in range(g)]
+        values = [
+            Mux(real_i, word, 0) | Mux(stage.meta["first"], 0, acc_i)
+            for word, real_i, acc_i in zip(words, real, acc, strict=True)
         ]
-        self.sequence(m, loop, stage.valid)
+        with m.If(take):
+            m.d.sync += [acc_i.eq(value) for acc_i, value in zip(acc, values, strict=True)]
+        pending = self.write_words(
+            m,
+            strobe=take & stage.meta["end"],
+            addr=stage.meta["oaddr"],
+            first=values[0],
+            second=values[1] if g == 2 else None,
+            second_valid=stage.meta.get("second"),
+        )
+        m.d.comb += ready.eq(~(pending & stage.meta["end"]))
+        self.sequence(m, loop, stage.valid | pending)
         return m
 
 
 class AddEngine(_Engine):
     """``ADD``: ``out = a + b`` for ``count`` elements of ``planes_in`` / ``planes_in2`` planes.
 
-    Per element and output plane ``j`` (``planes_out`` of them) it reads plane ``j`` of
-    ``a`` and of ``b`` (zero beyond their planes) and writes
-    ``a_j XOR b_j XOR carry``: two cycles per output plane.
+    Per element it visits the ``planes_out`` output planes ``g`` at a time (``g = 2`` with the
+    two-bank memory, whose reads return a word and the next one, else ``g = 1``): one cycle
+    reads planes ``j .. j + g - 1`` of ``a``, the next those of ``b`` (zero beyond their
+    planes), and the ripple-carry sum ``a_j XOR b_j XOR carry`` of the ``g`` planes is written
+    one word per cycle, the second in the following read cycle, so the one write port keeps
+    pace: ``2 ceil(planes_out / g)`` cycles per element.
     """
 
     def __init__(self, config: AcceleratorConfig) -> None:
-        super().__init__(config, read=True, write=True)
+        self._planes_per_visit = config.words_per_beat
+        super().__init__(config, read=True, read_pairs=self._planes_per_visit == 2, write=True)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         d = self.desc
+        g = self._planes_per_visit
         m.submodules.loop = loop = LoopNest("add", [("e", 32), ("j", 8), ("op", 1)])
-        m.d.comb += [loop.count["e"].eq(d.count), loop.count["j"].eq(d.planes_out), loop.count["op"].eq(2)]
-        a_addr = loop.output("a", ADDRESS_BITS, d.src0, {"e": d.planes_in, "j": 1})
-        b_addr = loop.output("b", ADDRESS_BITS, d.src1, {"e": d.planes_in2, "j": 1})
-        o_addr = loop.output("o", ADDRESS_BITS, d.dst, {"e": d.planes_out, "j": 1})
-        op, j = loop.idx["op"], loop.idx["j"]
-        real = Signal()
-        m.d.comb += real.eq(Mux(op, j < d.planes_in2, j < d.planes_in))
+        visits = d.planes_out if g == 1 else (d.planes_out + 1) >> 1
+        m.d.comb += [loop.count["e"].eq(d.count), loop.count["j"].eq(visits), loop.count["op"].eq(2)]
+        a_addr = loop.output("a", ADDRESS_BITS, d.src0, {"e": d.planes_in, "j": g})
+        b_addr = loop.output("b", ADDRESS_BITS, d.src1, {"e": d.planes_in2, "j": g})
+        o_addr = loop.output("o", ADDRESS_BITS, d.dst, {"e": d.planes_out, "j": g})
+        op = loop.idx["op"]
+        plane = Signal(9)
+        m.d.comb += plane.eq(loop.idx["j"] * g)
+        planes = Mux(op, d.planes_in2, d.planes_in)
+        # real[i]: plane ``plane + i`` of the operand read this cycle exists.
+        real = [Signal(name=f"real{i}") for i in range(g)]
+        m.d.comb += [flag.eq(plane + i < planes) for i, flag in enumerate(real)]
 
-        stage = read_stage(
-            m,
-            name="add",
-            active=loop.active,
-            ready=1,
-            meta={"op": op, "lsb": equals(j, 0), "real": real, "oaddr": o_addr},
-        )
+        meta = {"op": op, "lsb": equals(loop.idx["j"], 0), "real": Cat(*real), "oaddr": o_addr}
+        if g == 2:
+            meta["second"] = plane + 1 < d.planes_out
+        stage = read_stage(m, name="add", active=loop.active, ready=1, meta=meta)
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(Mux(op, b_addr, a_addr)),
-            self.rd.en.eq(loop.active & stage.advance & real),
+            self.rd.en.eq(loop.active & stage.advance & real[0]),
         ]
         t = self._config.timesteps
-        a, carry = Signal(t), Signal(t)
-        value = Mux(stage.meta["real"], self.rd.data, 0)
-        carry_in = Mux(stage.meta["lsb"], 0, carry)
+        words = [self.rd.data] if g == 1 else [self.rd.data, self.rd.next]
+        values = [Mux(stage.meta["real"][i], word, 0) for i, word in enumerate(words)]
+        a = [Signal(t, name=f"a{i}") for i in range(g)]
+        carry = Signal(t)
         with m.If(stage.valid & ~stage.meta["op"]):
-            m.d.sync += a.eq(value)
+            m.d.sync += [reg.eq(value) for reg, value in zip(a, values, strict=True)]
+        sums, carry_in = [], Mux(stage.meta["lsb"], 0, carry)
+        for a_i, b_i in zip(a, values, strict=True):
+            sums.append(a_i ^ b_i ^ carry_in)
+            carry_in = (a_i & b_i) | (carry_in & (a_i ^ b_i))
         with m.If(stage.valid & stage.meta["op"]):
-            m.d.sync += carry.eq((a & value) | (carry_in & (a ^ value)))
-        m.d.comb += [
-            self.wr.en.eq(stage.valid & stage.meta["op"]),
-            self.wr.addr.eq(stage.meta["oaddr"]),
-            self.wr.data.eq(a ^ value ^ carry_in),
-        ]
-        self.sequence(m, loop, stage.valid)
+            m.d.sync += carry.eq(carry_in)
+
+        # The second plane's word is written in the next cycle, which reads ``a`` and writes nothing.
+        pending = self.write_words(
+            m,
+            strobe=stage.valid & stage.meta["op"],
+            addr=stage.meta["oaddr"],
+            first=sums[0],
+            second=sums[1] if g == 2 else None,
+            second_valid=stage.meta.get("second"),
+        )
+        self.sequence(m, loop, stage.valid | pending)
         return m

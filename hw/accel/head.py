@@ -11,7 +11,7 @@ class's word carries ``last``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -40,7 +40,13 @@ class HeadEngine(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig) -> None:
         self._config = config
-        super().__init__(engine_members(config, read=True, words_in=True, words_out=True))
+        # With the two-bank memory a read also returns the next word: two bit planes a cycle.
+        self._planes_per_read = config.words_per_beat
+        super().__init__(
+            engine_members(
+                config, read=True, read_pairs=self._planes_per_read == 2, words_in=True, words_out=True
+            )
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -60,30 +66,39 @@ class HeadEngine(wiring.Component):
         # The feature index addresses the pooled sums directly: the descriptor check keeps
         # in_c <= max_features (the memory depth), so it needs no more bits than the address.
         m.submodules.loop = loop = LoopNest("head", [("c", len(pmem_wr.addr)), ("n", 16), ("b", 5)])
-        m.d.comb += [loop.count["c"].eq(d.in_c), loop.count["n"].eq(d.in_w), loop.count["b"].eq(d.planes_in)]
-        addr = loop.output("addr", ADDRESS_BITS, d.src0, {"c": d.planes_in, "n": dp, "b": 1})
-        stage = read_stage(
-            m,
-            name="head",
-            active=loop.active,
-            ready=1,
-            meta={
-                "plane": loop.idx["b"],
-                "c": loop.idx["c"],
-                "first": ~loop.idx["n"].any() & ~loop.idx["b"].any(),
-                "end": loop.within("n", "b"),
-            },
-        )
+        g = self._planes_per_read
+        reads = d.planes_in if g == 1 else (d.planes_in + 1) >> 1
+        m.d.comb += [loop.count["c"].eq(d.in_c), loop.count["n"].eq(d.in_w), loop.count["b"].eq(reads)]
+        addr = loop.output("addr", ADDRESS_BITS, d.src0, {"c": d.planes_in, "n": dp, "b": g})
+        plane = Signal(6)
+        m.d.comb += plane.eq(loop.idx["b"] * g)
+        meta = {
+            "plane": plane,
+            "c": loop.idx["c"],
+            "first": ~loop.idx["n"].any() & ~loop.idx["b"].any(),
+            "end": loop.within("n", "b"),
+        }
+        if g == 2:
+            meta["second"] = plane + 1 < d.planes_in
+        stage = read_stage(m, name="head", active=loop.active, ready=1, meta=meta)
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(addr),
             self.rd.en.eq(loop.active & stage.advance),
         ]
         count_bits = steps.bit_length()
-        ones = tree_sum([extend(bit, count_bits) for bit in self.rd.data], count_bits)
+
+        def ones(word: Value) -> Value:
+            return tree_sum([extend(bit, count_bits) for bit in word], count_bits)
+
+        weighted = ones(self.rd.data) << stage.meta["plane"]
+        if g == 2:
+            weighted = weighted + Mux(
+                stage.meta["second"], ones(self.rd.next) << (stage.meta["plane"] + 1), 0
+            )
         pool_acc = Signal(pool_bits)
         total = Signal(pool_bits)
-        m.d.comb += total.eq(Mux(stage.meta["first"], 0, pool_acc) + (ones << stage.meta["plane"]))
+        m.d.comb += total.eq(Mux(stage.meta["first"], 0, pool_acc) + weighted)
         with m.If(stage.valid):
             m.d.sync += pool_acc.eq(total)
         m.d.comb += [

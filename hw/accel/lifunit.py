@@ -4,8 +4,10 @@ A job carries the ``T`` input currents and the threshold of ``lif_lanes`` neuron
 the activation address of their spike words. The unit runs them through the
 parallel-time-step LIF PE array (:class:`hw.lif_pe.LIFArray`, used as is) and writes
 lane ``l``'s ``T`` spikes, masked to the command's time steps, to ``addr + l``: one
-word per cycle, ``lif_lanes`` cycles per job (lanes beyond the job's ``lanes`` are
-skipped but still take their cycle, which keeps the timing data-independent).
+word per cycle, or two consecutive ones with the two-bank activation memory
+(:attr:`~protocol.config.AcceleratorConfig.spike_words_per_cycle`), so
+``ceil(lif_lanes / g)`` cycles per job (lanes beyond the job's ``lanes`` are skipped but
+still take their cycle, which keeps the timing data-independent).
 
 The array's output beats go into a spike FIFO that the writer drains, so the LIF
 chain keeps advancing while the writer works (the array stalls its whole chain when
@@ -56,7 +58,7 @@ class LIFUnit(wiring.Component):
         super().__init__(
             {
                 "job": In(stream.Signature(lif_job_layout(config))),
-                "wr": Out(amem_write_signature(config)),
+                "wr": Out(amem_write_signature(config, pairs=config.spike_words_per_cycle == 2)),
                 "tmask": In(config.timesteps),
                 "idle": Out(1),
             }
@@ -92,25 +94,36 @@ class LIFUnit(wiring.Component):
             spikes.w_data.eq(lif.out.payload.spikes.as_value()),
         ]
 
-        # Writer: one lane per cycle; the beat and its tag leave together after the last lane.
-        lane = Signal(range(max(lanes, 2)), name="write_lane")  # one bit even for one lane
+        # Writer: ``g`` lanes per cycle (consecutive addresses, so with two words one goes to
+        # each activation bank); the beat and its tag leave together after the last lanes.
+        g = cfg.spike_words_per_cycle
+        visits = cfg.writer_cycles_per_job
+        visit = Signal(range(max(visits, 2)), name="write_visit")  # one bit even for one visit
+        lane = Signal(range(max(lanes, 2) + 1), name="write_lane")
         tag_addr = tags.r_data[:ADDRESS_BITS]
         tag_lanes = tags.r_data[ADDRESS_BITS:]
+        beat = spikes.r_data  # word_at reads zero past its last lane (an odd lane count)
         writing = Signal()
         finish = Signal()
         m.d.comb += [
+            lane.eq(visit * g),
             writing.eq(spikes.r_rdy & tags.r_rdy),
-            finish.eq(writing & (lane == lanes - 1)),
+            finish.eq(writing & (visit == visits - 1)),
             self.wr.addr.eq(tag_addr + lane),
             self.wr.en.eq(writing & (lane < tag_lanes)),
-            self.wr.data.eq(word_at(spikes.r_data, lane, params.timesteps) & self.tmask),
+            self.wr.data.eq(word_at(beat, lane, params.timesteps) & self.tmask),
             spikes.r_en.eq(finish),
             tags.r_en.eq(finish),
         ]
+        if g == 2:
+            m.d.comb += [
+                self.wr.next_en.eq(lane + 1 < tag_lanes),
+                self.wr.next_data.eq(word_at(beat, lane + 1, params.timesteps) & self.tmask),
+            ]
         with m.If(finish):
-            m.d.sync += lane.eq(0)
+            m.d.sync += visit.eq(0)
         with m.Elif(writing):
-            m.d.sync += lane.eq(lane + 1)
+            m.d.sync += visit.eq(visit + 1)
 
         inflight = Signal(range(params.latency + depth + 4))
         with m.If(accept & ~finish):

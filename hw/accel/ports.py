@@ -41,14 +41,18 @@ def word_stream() -> stream.Signature:
     return stream.Signature(WORD_LAYOUT)
 
 
-def amem_read_signature(cfg: AcceleratorConfig, *, pairs: bool = False) -> wiring.Signature:
+def amem_read_signature(
+    cfg: AcceleratorConfig, *, pairs: bool = False, split: bool = False
+) -> wiring.Signature:
     """Activation-memory read port, engine side: ``data`` is the word at the ``addr`` of the
     previous cycle with ``en`` set (and holds while ``en`` is low); with ``pairs`` also
-    ``next``, the word after it (from the other bank of the two-bank memory)."""
+    ``next``, the word after it (from the other bank of the two-bank memory); with ``split``
+    also ``split`` and ``odd_addr``: the banks addressed apart, ``data`` the even word ``addr``
+    and ``next`` the odd word ``odd_addr`` (zero-word skipping)."""
     members = {"addr": Out(ADDRESS_BITS), "en": Out(1), "data": In(cfg.timesteps)}
     if pairs:
         members["next"] = In(cfg.timesteps)
-        if cfg.zero_skip:  # the banks addressed apart: data = word addr (even), next = odd_addr
+        if split:
             members.update({"split": Out(1), "odd_addr": Out(ADDRESS_BITS)})
     return wiring.Signature(members)
 
@@ -60,9 +64,14 @@ def occupancy_read_signature() -> wiring.Signature:
     return wiring.Signature({"addr": Out(ADDRESS_BITS), "en": Out(1), "data": In(OCCUPANCY_ROW)})
 
 
-def amem_write_signature(cfg: AcceleratorConfig) -> wiring.Signature:
-    """Activation-memory write port, engine side."""
-    return wiring.Signature({"addr": Out(ADDRESS_BITS), "en": Out(1), "data": Out(cfg.timesteps)})
+def amem_write_signature(cfg: AcceleratorConfig, *, pairs: bool = False) -> wiring.Signature:
+    """Activation-memory write port, engine side; with ``pairs`` also ``next_en`` and
+    ``next_data``: the word ``addr + 1`` (in the other bank of the two-bank memory) written in
+    the same cycle, only with ``en``."""
+    members = {"addr": Out(ADDRESS_BITS), "en": Out(1), "data": Out(cfg.timesteps)}
+    if pairs:
+        members.update({"next_en": Out(1), "next_data": Out(cfg.timesteps)})
+    return wiring.Signature(members)
 
 
 def lif_job_layout(cfg: AcceleratorConfig) -> data.StructLayout:
@@ -91,6 +100,7 @@ def engine_members(
     read: bool = False,
     read_pairs: bool = False,
     write: bool = False,
+    write_pairs: bool = False,
     words_in: bool = False,
     words_out: bool = False,
     lif: bool = False,
@@ -100,7 +110,9 @@ def engine_members(
 
     Control: ``start`` (pulse, the descriptor is valid), ``desc`` (the registered
     descriptor), ``tmask`` (bit ``t`` set for the command's time steps), ``busy``.
-    ``read_pairs``: the read port also returns the next word (:func:`amem_read_signature`).
+    ``read_pairs``: the read port also returns the next word (:func:`amem_read_signature`);
+    ``occupancy``: the engine also reads the occupancy memory and addresses the banks apart;
+    ``write_pairs``: the write port also writes the next word (:func:`amem_write_signature`).
     """
     members: dict[str, object] = {
         "start": In(1),
@@ -109,9 +121,9 @@ def engine_members(
         "busy": Out(1),
     }
     if read:
-        members["rd"] = Out(amem_read_signature(cfg, pairs=read_pairs))
+        members["rd"] = Out(amem_read_signature(cfg, pairs=read_pairs, split=occupancy))
     if write:
-        members["wr"] = Out(amem_write_signature(cfg))
+        members["wr"] = Out(amem_write_signature(cfg, pairs=write_pairs))
     if words_in:
         members["words_in"] = In(word_stream())
     if words_out:

@@ -3,7 +3,9 @@
 :class:`Allocator` hands out :class:`Region` s of the activation memory (``amem_depth``
 words) and takes them back, merging neighbouring free blocks. Best fit -- the smallest
 free block that holds the request -- keeps large blocks whole for the large values of
-later ops. The compiler frees a value's region after its last reader; the band tiler
+later ops. The compiler frees a value's region after its last reader (or, when the
+program does not fit otherwise, hands it to the sum of the ``ADD`` that reads it last); the
+band tiler
 (:mod:`protocol.compiler.banding`) asks how much room is left and sizes its bands to it.
 """
 

@@ -2,7 +2,8 @@
 
 :class:`ProgramBuilder` walks the model's ops in execution order, places every value in
 the activation memory (:mod:`protocol.compiler.alloc`; a value is freed after its last
-reader), and emits one command per op with its constant payload
+reader, and an ``ADD`` writes its sum over an operand it reads for the last time when the
+two have as many bit planes), and emits one command per op with its constant payload
 (:mod:`protocol.compiler.payloads`; docs/accelerator.md, "Stream protocol"):
 
 * ``conv`` -> ``CONV``; ``conv_maxpool`` -> ``CONV`` with its pool of currents before the
@@ -87,14 +88,18 @@ class ProgramBuilder:
         Index of the last model op that reads each value.
     """
 
-    def __init__(self, model: IntModel, cfg: AcceleratorConfig, trace: bool) -> None:
+    def __init__(
+        self, model: IntModel, cfg: AcceleratorConfig, trace: bool, in_place_adds: bool = False
+    ) -> None:
         self.model, self.cfg, self.trace = model, cfg, trace
+        self.in_place_adds = in_place_adds
         self.t = model.timesteps
         self.alloc = Allocator(cfg.amem_depth)
         self.values: dict[str, Value] = {}
         self.tensors: dict[str, HostTensor] = {}
         self.stages: list[BandedStage] = []
         self.last_use: dict[str, int] = {}
+        self._op_index: dict[str, int] = {}
         self._bounds = overflow_report(model).by_name()
         self._commands: list[Command] = []
         self._outputs: list[OutputSpec] = []
@@ -377,13 +382,21 @@ class ProgramBuilder:
         self.alloc.release(const)  # read only by the ADD just emitted
 
     def _emit_add(self, op: Op, a: Value, b_start: int, b_planes: int) -> None:
-        """``ADD`` of value ``a`` and the ``b_planes``-plane operand at ``b_start`` into op's output."""
+        """``ADD`` of value ``a`` and the ``b_planes``-plane operand at ``b_start`` into op's output;
+        with ``in_place_adds``, in place of an input that dies here (:meth:`_in_place`)."""
         planes = self._planes_of(op)
-        dst = self.new_value(op.name, a.positions, a.channels, planes, a.shape)
+        a_start = a.region.start
+        donor = self._in_place(op, planes) if self.in_place_adds else None
+        if donor is None:
+            dst = self.new_value(op.name, a.positions, a.channels, planes, a.shape)
+        else:
+            dst = Value(self.values[donor].region, a.positions, a.channels, planes, a.shape)
+            self.values[op.name] = dst
+            self.values[donor].region = None  # its words now hold the sum
         self.emit(
             op.name,
             Opcode.ADD,
-            src0=a.region.start,
+            src0=a_start,
             src1=b_start,
             dst=dst.region.start,
             count=a.positions * a.channels,
@@ -391,6 +404,33 @@ class ProgramBuilder:
             planes_in2=b_planes,
             planes_out=planes,
         )
+
+    def _in_place(self, op: Op, planes: int) -> str | None:
+        """The input of ``ADD`` ``op`` whose region the sum can overwrite, else ``None``.
+
+        The ADD engine (hw/accel/elementwise.py, ``AddEngine``) visits the sum in address
+        order, element by element and plane by plane (one plane a visit, or two with the
+        two-bank memory's paired reads); it reads a visit's operand words before it writes
+        the visit's sum words, and never reads a word of a visit it has passed. Values are
+        element-major (word ``e * planes + j``), so when an operand has as many planes as the
+        sum, each sum word lands on the operand word it was computed from, after that word
+        was read. The sum may then take the operand's region if no later op reads the
+        operand, nor an alias of it (``tokens``), whose readers the shared region's
+        ``last_use`` counts. This is what holds the paper-sized CIFAR10-DVS model to ``2^20``
+        words: its identity SEW blocks add over their 2-plane input (docs/numerics.md, 14).
+        """
+        index = self._op_index[op.name]
+        for name in op.inputs:
+            value = self.values[name]
+            region = value.region
+            if (
+                region is not None
+                and value.planes == planes
+                and region.size == value.words
+                and max(region.last_use, self.last_use[name]) <= index
+            ):
+                return name
+        return None
 
     def _head(self, op: Op) -> None:
         src = self.values[op.inputs[0]]
@@ -441,6 +481,7 @@ class ProgramBuilder:
         last_use = self.last_use
         last_use["input"] = -1
         for i, op in enumerate(model.ops):
+            self._op_index[op.name] = i
             for name in op.inputs:
                 last_use[name] = i
         handlers = {
@@ -549,7 +590,9 @@ def _missing_command(kind: str) -> str:
     return f"op kind {kind!r} cannot be compiled exactly: no accelerator command implements it"
 
 
-def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = False) -> Program:
+def compile_model(
+    model: IntModel, config: AcceleratorConfig, *, trace: bool = False, in_place_adds: bool | None = None
+) -> Program:
     """Compile ``model`` for ``config``.
 
     Parameters
@@ -560,6 +603,12 @@ def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = F
         The accelerator configuration the program will run on.
     trace:
         Stream every op's output back after the op (debugging and per-layer comparison).
+    in_place_adds:
+        ``True``: an ``ADD`` writes its sum over an operand it reads for the last time when
+        the two have as many bit planes (:meth:`ProgramBuilder._in_place`); ``False``: every
+        sum gets a region of its own. ``None`` (default): ``False``, and ``True`` only if the
+        program does not fit the activation memory otherwise. Sharing changes where later
+        values go (best fit is not monotonic), so a program that fits keeps its placement.
 
     Raises
     ------
@@ -572,4 +621,12 @@ def compile_model(model: IntModel, config: AcceleratorConfig, *, trace: bool = F
         raise TypeError(f"compile_model needs a contract.intmodel.IntModel, not {type(model).__name__}")
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"compile_model needs an AcceleratorConfig, not {type(config).__name__}")
-    return ProgramBuilder(model, config, trace).build()
+    if in_place_adds is not None:
+        return ProgramBuilder(model, config, trace, in_place_adds).build()
+    try:
+        return ProgramBuilder(model, config, trace).build()
+    except CompileError as separate:
+        try:
+            return ProgramBuilder(model, config, trace, in_place_adds=True).build()
+        except CompileError:
+            raise separate from None

@@ -23,6 +23,7 @@ from amaranth.sim import Simulator
 
 from hw.accel.banked import BankedMemory
 from hw.accel.core import AcceleratorCore
+from hw.accel.packed import PackedMemory
 from protocol.config import AcceleratorConfig
 from protocol.descriptors import Descriptor
 
@@ -81,10 +82,16 @@ def canary_word(config: AcceleratorConfig) -> int:
 def _activation_memory(top: Fragment) -> tuple[BankedMemory, list[MemoryData]]:
     """The core's activation memory and the data of its banks, found in the elaborated design
     (:class:`~hw.accel.banked.BankedMemory` keeps word ``a`` in bank ``a mod banks``, row
-    ``a // banks``)."""
+    ``a // banks``; a packed bank, :class:`~hw.accel.packed.PackedMemory`, its rows)."""
     (amem,) = [sub for sub, name, _ in top.subfragments if name == "amem"]
     banked = amem.origins[0]
-    banks = sorted((name, sub.origins[0]) for sub, name, _ in amem.subfragments)
+    banks = sorted(
+        (
+            name,
+            sub.subfragments[0][0].origins[0] if isinstance(sub.origins[0], PackedMemory) else sub.origins[0],
+        )
+        for sub, name, _ in amem.subfragments
+    )
     if not isinstance(banked, BankedMemory) or not all(isinstance(m, Memory) for _, m in banks):
         raise TypeError("the core's activation memory is not a BankedMemory of lib.memory banks")
     return banked, [memory.data for _, memory in banks]
@@ -126,7 +133,11 @@ def run_programs(
     # Elaborated here so the bench can reach the activation memory inside the core.
     design = Fragment.get(dut, None)
     amem, banks = _activation_memory(design)
-    probes = (amem.wr_en, amem.wr_addr, dut.commands) if canary is not None else ()
+    # A packed bank row holds `packed` words, lane i at bits [i T, (i + 1) T).
+    packed, steps = config.amem_words_per_row, config.timesteps
+    # The two-bank memory may also write word wr_addr + 1 in the same cycle (wr_next_en).
+    pairs = (amem.wr_next_en,) if "wr_next_en" in amem.signature.members else ()
+    probes = (amem.wr_en, amem.wr_addr, dut.commands, *pairs) if canary is not None else ()
     sim = Simulator(design)
     sim.add_clock(1e-8)
 
@@ -137,7 +148,7 @@ def run_programs(
             if canary is not None:
                 for bank in banks:
                     for row in range(bank.depth):
-                        ctx.set(bank[row], canary)
+                        ctx.set(bank[row], sum(canary << (lane * steps) for lane in range(packed)))
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
@@ -164,6 +175,8 @@ def run_programs(
                 )
                 if probed and probed[0]:
                     writes.append((probed[2], probed[1]))
+                    if pairs and probed[3]:
+                        writes.append((probed[2], probed[1] + 1))
                 if offer and taken:
                     i += 1
                     ctx.set(port_in.valid, 0)
@@ -187,7 +200,14 @@ def run_programs(
                 profile.append(ctx.get(dut.profile_data))
             memory = None
             if canary is not None:
-                rows = [[ctx.get(bank[row]) for row in range(bank.depth)] for bank in banks]
+                rows = [
+                    [
+                        (ctx.get(bank[row]) >> (lane * steps)) & ((1 << steps) - 1)
+                        for row in range(bank.depth)
+                        for lane in range(packed)
+                    ]
+                    for bank in banks
+                ]
                 memory = np.asarray(rows, dtype=np.int64).T.reshape(-1)[: config.amem_depth]
             runs.append(
                 CoreRun(
