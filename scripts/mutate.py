@@ -205,8 +205,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m(
         "pool-or-to-and",
         "hw/accel/elementwise.py",
-        'Mux(real_i, word, 0) | Mux(stage.meta["first"], 0, acc_i)',
-        'Mux(real_i, word, 0) & Mux(stage.meta["first"], 0, acc_i)',
+        'Mux(real, word, 0) | Mux(stage.meta["first"], 0, acc_i)',
+        'Mux(real, word, 0) & Mux(stage.meta["first"], 0, acc_i)',
         CORE,
     ),
     _m(
@@ -252,10 +252,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         CORE,
     ),
     _m(
-        "pool-second-channel-unmasked",
+        "pool-second-channel-value",
         "hw/accel/elementwise.py",
-        '[~stage.meta["pad"], ~stage.meta["pad"] & stage.meta["second"]]',
-        '[~stage.meta["pad"], ~stage.meta["pad"]]',
+        "second=values[1] if g == 2 else None,",
+        "second=values[0] if g == 2 else None,",
         CORE,
     ),
     _m(

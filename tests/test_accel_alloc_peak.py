@@ -20,15 +20,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from test_accel_core import assert_bit_exact_with_exact_cycles
 from test_accel_sew import sew_model
 
 from contract.intmodel import IntModel, Op
 from contract.numerics import NumericsConfig
-from golden.models import create_model
-from golden.quantize import FakeQuantModel, QuantizationWarning, to_int_model
-from golden.workloads import _seeded_statistics
+from golden.quantize import QuantizationWarning
+from golden.workloads import firing_int_model
 from protocol.compiler import CompileError, compile_model
 from protocol.config import ACCEL_CONFIGS
 from protocol.descriptors import Descriptor, Opcode
@@ -48,12 +46,9 @@ PAPER_NEEDS = {
 
 def _paper_model(name: str) -> IntModel:
     """The paper-sized preset ``name``, untrained, with seeded BatchNorm statistics."""
-    torch.manual_seed(0)
-    net = create_model(name)
-    _seeded_statistics([m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)], 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # seeded channels may get clamped biases
-        return to_int_model(FakeQuantModel(net.eval()), event=True)
+        return firing_int_model(name)
 
 
 def _adds(program: Program) -> dict[str, Descriptor]:

@@ -28,7 +28,7 @@ from golden.models.common import ConfigError, count_parameters
 from golden.models.hw_spikeformer import AvgPoolConvBNLIF, HwSpikeformer, SewBlock, SpikeEmbedding
 from golden.quantize import FakeQuantModel, QuantizationWarning, to_int_model
 from golden.quantize_run import finetune_qat
-from golden.workloads import _calibrated_statistics, _seeded_statistics
+from golden.workloads import _calibrated_statistics, firing_int_model
 from protocol.compiler import CompileError, compile_model
 from protocol.config import ACCEL_CONFIGS
 from protocol.descriptors import Opcode
@@ -347,13 +347,10 @@ PAPER_NEEDS = {
 
 
 def _paper_compiles(name: str) -> None:
-    torch.manual_seed(0)
-    net = create_model(name)
     # Seeded statistics (a calibration pass at this size takes a minute; compiling needs none).
-    _seeded_statistics([m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)], 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # seeded channels may get clamped biases
-        model = to_int_model(FakeQuantModel(net.eval()), event=True)
+        model = firing_int_model(name)
     for base in ("pynq-z2", "kv260"):
         if base not in ACCEL_CONFIGS:
             continue

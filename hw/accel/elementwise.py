@@ -128,15 +128,12 @@ class PoolEngine(_Engine):
         take = Signal()
         m.d.comb += take.eq(stage.valid & ready)
         words = [self.rd.data] if g == 1 else [self.rd.data, self.rd.next]
-        real = (
-            [~stage.meta["pad"]]
-            if g == 1
-            else [~stage.meta["pad"], ~stage.meta["pad"] & stage.meta["second"]]
-        )
+        # An odd C's last visit reads a word past its channels into acc1, which is never written.
+        real = ~stage.meta["pad"]
         acc = [Signal(self._config.timesteps, name=f"acc{i}") for i in range(g)]
         values = [
-            Mux(real_i, word, 0) | Mux(stage.meta["first"], 0, acc_i)
-            for word, real_i, acc_i in zip(words, real, acc, strict=True)
+            Mux(real, word, 0) | Mux(stage.meta["first"], 0, acc_i)
+            for word, acc_i in zip(words, acc, strict=True)
         ]
         with m.If(take):
             m.d.sync += [acc_i.eq(value) for acc_i, value in zip(acc, values, strict=True)]
