@@ -137,19 +137,21 @@ _IMAGENET = Recipe(
     timesteps=4,
 )
 
+#: The small CPU models: AdamW with a warm-up and a cosine schedule.
+_CPU = Recipe(
+    data="digits",
+    epochs=15,
+    batch_size=32,
+    lr=4e-3,
+    opt="adamw",
+    weight_decay=0.01,
+    warmup_epochs=1,
+    sched="cosine",
+)
+
 RECIPES: dict[str, Recipe] = {
     # Measured: see docs/training.md (accuracy and wall time on 2 CPU cores).
-    "hw-tiny": Recipe(
-        data="digits",
-        epochs=15,
-        batch_size=32,
-        lr=4e-3,
-        opt="adamw",
-        weight_decay=0.01,
-        warmup_epochs=1,
-        sched="cosine",
-        label_smoothing=0.0,
-    ),
+    "hw-tiny": _CPU,
     "hw-gesture": _GESTURE,
     "spikeformer-gesture": _GESTURE,
     "hw-cifar10dvs": _CIFAR10DVS,
@@ -159,17 +161,7 @@ RECIPES: dict[str, Recipe] = {
     "hw-spikeformer-gesture": _GESTURE,
     "hw-spikeformer-cifar10dvs": _CIFAR10DVS,
     # Reduced (CPU): the in-memory synthetic DVS classes, 32x32, T = 4. Measured: docs/training.md.
-    "hw-spikeformer-mini": Recipe(
-        data="synthetic-events",
-        epochs=12,
-        batch_size=32,
-        lr=4e-3,
-        opt="adamw",
-        weight_decay=0.01,
-        warmup_epochs=1,
-        sched="cosine",
-        timesteps=4,
-    ),
+    "hw-spikeformer-mini": dataclasses.replace(_CPU, data="synthetic-events", epochs=12, timesteps=4),
 }
 
 # Presets without an entry (new ones, tests) train with this.

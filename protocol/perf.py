@@ -206,13 +206,7 @@ def _attention_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
 def _pool_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
     """One window element per cycle for ``words_per_beat`` channels at once
     (hw.accel.elementwise.PoolEngine)."""
-    positions, window = d.out_h * d.out_w, d.kernel * d.kernel
-    if cfg.words_per_beat == 1:
-        return positions * d.in_c * window
-    if window == 1:  # every channel pair's second word waits a cycle for the write port
-        return positions * d.in_c
-    # The last window's second channel is written one cycle after the loop.
-    return positions * -(-d.in_c // 2) * window + int(d.in_c % 2 == 0)
+    return d.out_h * d.out_w * -(-d.in_c // cfg.words_per_beat) * d.kernel * d.kernel
 
 
 def _head_cycles(d: Descriptor, cfg: AcceleratorConfig) -> int:
@@ -237,11 +231,8 @@ def command_cycles(
     elif op == Opcode.POOL:
         engine = _pool_cycles(d, cfg) + _TRANSFER_EXTRA[op]
     elif op == Opcode.ADD:
-        # Two cycles per visit of ``words_per_beat`` output planes (hw.accel.elementwise.AddEngine);
-        # a final visit of two planes writes its second word one cycle after the loop.
-        visits = -(-d.planes_out // cfg.words_per_beat)
-        trailing = int(cfg.words_per_beat == 2 and d.planes_out % 2 == 0)
-        engine = d.count * visits * 2 + trailing + _TRANSFER_EXTRA[op]
+        # Two cycles per visit of ``words_per_beat`` output planes (hw.accel.elementwise.AddEngine).
+        engine = d.count * -(-d.planes_out // cfg.words_per_beat) * 2 + _TRANSFER_EXTRA[op]
     elif op == Opcode.CONV:
         engine, ops = _conv_cycles(d, cfg, occupied)
         return COMMAND_OVERHEAD + engine, ops

@@ -245,17 +245,17 @@ MUTATIONS: tuple[Mutation, ...] = (
         CORE,
     ),
     _m(
-        "add-second-plane-dropped",
+        "elementwise-second-word-copies-first",
         "hw/accel/elementwise.py",
-        "second=sums[1] if g == 2 else None,",
-        "second=sums[0] if g == 2 else None,",
+        "self.wr.next_data.eq(words[1])",
+        "self.wr.next_data.eq(words[0])",
         CORE,
     ),
     _m(
         "pool-second-channel-value",
         "hw/accel/elementwise.py",
-        "second=values[1] if g == 2 else None,",
-        "second=values[0] if g == 2 else None,",
+        "for word, acc_i in zip(words, acc, strict=True)",
+        "for word, acc_i in zip(words[:1] * len(acc), acc, strict=True)",
         CORE,
     ),
     _m(

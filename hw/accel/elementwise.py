@@ -28,29 +28,14 @@ class _Engine(wiring.Component):
         super().__init__(engine_members(config, **ports))
 
     def write_words(
-        self,
-        m: Module,
-        *,
-        strobe: Value,
-        addr: Value,
-        first: Value,
-        second: Value | None = None,
-        second_valid: Value | None = None,
-    ) -> Signal:
-        """Write ``first`` at ``addr`` on ``strobe`` and, if ``second_valid``, ``second`` at
-        ``addr + 1`` in the next cycle. The one write port takes a word per cycle, so the
-        engine must not strobe while the returned ``pending`` (the second word waits) is set."""
-        pending = Signal(name="second_pending")
-        pending_addr, pending_data = Signal(ADDRESS_BITS), Signal(self._config.timesteps)
-        m.d.sync += pending.eq(0)
-        if second is not None:
-            with m.If(strobe):
-                m.d.sync += [pending.eq(second_valid), pending_addr.eq(addr + 1), pending_data.eq(second)]
-        with m.If(pending):
-            m.d.comb += [self.wr.en.eq(1), self.wr.addr.eq(pending_addr), self.wr.data.eq(pending_data)]
-        with m.Elif(strobe):
-            m.d.comb += [self.wr.en.eq(1), self.wr.addr.eq(addr), self.wr.data.eq(first)]
-        return pending
+        self, m: Module, *, strobe: Value, addr: Value, words: list[Value], second_valid: Value | None = None
+    ) -> None:
+        """Write ``words[0]`` at ``addr`` on ``strobe`` and, with two words and ``second_valid``,
+        ``words[1]`` at ``addr + 1`` in the same cycle (the write port's second lane: the
+        other bank of the two-bank memory)."""
+        m.d.comb += [self.wr.en.eq(strobe), self.wr.addr.eq(addr), self.wr.data.eq(words[0])]
+        if len(words) == 2:
+            m.d.comb += [self.wr.next_en.eq(second_valid), self.wr.next_data.eq(words[1])]
 
     def sequence(self, m: Module, loop: LoopNest, pipeline_busy: Signal) -> None:
         # One setup cycle lets the registered derived quantities settle before the loop samples them.
@@ -67,16 +52,15 @@ class PoolEngine(_Engine):
     """``POOL``: ``out[oy, ox, c] = OR_{dy, dx} in[oy s + dy - pad_top, ox s + dx - pad_left, c]``.
 
     One window element per cycle, for ``g`` channels at once (``g = 2`` with the two-bank
-    memory, whose reads return a word and the next one, the next channel's; else ``g = 1``):
-    ``out_h out_w ceil(C / g) k^2`` cycles. Rows and columns outside the input read as zero.
-    The second channel's result is written in the cycle after the window's last element
-    (the next window's first, which writes nothing); a ``k = 1`` window, whose every element
-    writes, waits that cycle.
+    memory, whose reads return a word and the next one, the next channel's, and whose write
+    port takes the pair; else ``g = 1``): ``out_h out_w ceil(C / g) k^2`` cycles. Rows and
+    columns outside the input read as zero.
     """
 
     def __init__(self, config: AcceleratorConfig) -> None:
         self._channels_per_visit = config.words_per_beat
-        super().__init__(config, read=True, read_pairs=self._channels_per_visit == 2, write=True)
+        pairs = self._channels_per_visit == 2
+        super().__init__(config, read=True, read_pairs=pairs, write=True, write_pairs=pairs)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -118,15 +102,12 @@ class PoolEngine(_Engine):
         }
         if g == 2:
             meta["second"] = loop.idx["c"] * 2 + 1 < d.in_c
-        ready = Signal()
-        stage = read_stage(m, name="pool", active=loop.active, ready=ready, meta=meta)
+        stage = read_stage(m, name="pool", active=loop.active, ready=1, meta=meta)
         m.d.comb += [
             loop.step.eq(loop.active & stage.advance),
             self.rd.addr.eq(addr),
             self.rd.en.eq(loop.active & stage.advance & ~pad),
         ]
-        take = Signal()
-        m.d.comb += take.eq(stage.valid & ready)
         words = [self.rd.data] if g == 1 else [self.rd.data, self.rd.next]
         # An odd C's last visit reads a word past its channels into acc1, which is never written.
         real = ~stage.meta["pad"]
@@ -135,18 +116,16 @@ class PoolEngine(_Engine):
             Mux(real, word, 0) | Mux(stage.meta["first"], 0, acc_i)
             for word, acc_i in zip(words, acc, strict=True)
         ]
-        with m.If(take):
+        with m.If(stage.valid):
             m.d.sync += [acc_i.eq(value) for acc_i, value in zip(acc, values, strict=True)]
-        pending = self.write_words(
+        self.write_words(
             m,
-            strobe=take & stage.meta["end"],
+            strobe=stage.valid & stage.meta["end"],
             addr=stage.meta["oaddr"],
-            first=values[0],
-            second=values[1] if g == 2 else None,
+            words=values,
             second_valid=stage.meta.get("second"),
         )
-        m.d.comb += ready.eq(~(pending & stage.meta["end"]))
-        self.sequence(m, loop, stage.valid | pending)
+        self.sequence(m, loop, stage.valid)
         return m
 
 
@@ -157,13 +136,14 @@ class AddEngine(_Engine):
     two-bank memory, whose reads return a word and the next one, else ``g = 1``): one cycle
     reads planes ``j .. j + g - 1`` of ``a``, the next those of ``b`` (zero beyond their
     planes), and the ripple-carry sum ``a_j XOR b_j XOR carry`` of the ``g`` planes is written
-    one word per cycle, the second in the following read cycle, so the one write port keeps
-    pace: ``2 ceil(planes_out / g)`` cycles per element.
+    in the ``b`` cycle (two words through the write port's second lane): ``2 ceil(planes_out / g)``
+    cycles per element.
     """
 
     def __init__(self, config: AcceleratorConfig) -> None:
         self._planes_per_visit = config.words_per_beat
-        super().__init__(config, read=True, read_pairs=self._planes_per_visit == 2, write=True)
+        pairs = self._planes_per_visit == 2
+        super().__init__(config, read=True, read_pairs=pairs, write=True, write_pairs=pairs)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -206,14 +186,12 @@ class AddEngine(_Engine):
         with m.If(stage.valid & stage.meta["op"]):
             m.d.sync += carry.eq(carry_in)
 
-        # The second plane's word is written in the next cycle, which reads ``a`` and writes nothing.
-        pending = self.write_words(
+        self.write_words(
             m,
             strobe=stage.valid & stage.meta["op"],
             addr=stage.meta["oaddr"],
-            first=sums[0],
-            second=sums[1] if g == 2 else None,
+            words=sums,
             second_valid=stage.meta.get("second"),
         )
-        self.sequence(m, loop, stage.valid | pending)
+        self.sequence(m, loop, stage.valid)
         return m
